@@ -1,0 +1,151 @@
+"""Turn the bytes of one file into an RGB PIL image ready for a model, or a typed ImageError.
+
+Handles: EXIF orientation, first frame of animations, alpha composed onto white, palette/16-bit/CMYK
+modes, a pixel cap checked from the header before any pixel is decoded (decompression bombs), and
+reduced-size JPEG decoding (``Image.draft``) when the model needs far fewer pixels than the file has.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+DEFAULT_MAX_PIXELS = 150_000_000          # 150 MP: medium-format photos pass, bombs do not
+DEFAULT_MAX_FILE_BYTES = 1 << 30          # 1 GiB
+IMAGE_EXTENSIONS = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib",
+    ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif",
+})
+# EXIF orientations that swap width and height.
+_TRANSPOSED = {5, 6, 7, 8}
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+Image.MAX_IMAGE_PIXELS = None  # we enforce our own cap from the header, with a clear message
+_heif_registered = False
+
+
+def register_formats() -> None:
+    """Register HEIC/HEIF (and AVIF where Pillow lacks it) openers from pillow-heif, once."""
+    global _heif_registered
+    if _heif_registered:
+        return
+    _heif_registered = True
+    try:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    except ImportError:  # pragma: no cover - pillow-heif is a dependency
+        pass
+
+
+@dataclass
+class Decoded:
+    image: Image.Image       # RGB, orientation applied, possibly reduced in size by draft()
+    width: int               # displayed size of the original (after EXIF orientation)
+    height: int
+    format: str              # 'JPEG', 'PNG', ... as Pillow identified the content
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(0x0112, 1) or 1)
+    except Exception:  # corrupt EXIF: treat as upright
+        return 1
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img)
+        top = 65535 if mode.startswith("I;16") else max(int(arr.max()), 1)
+        arr = (arr.astype(np.float32) * (255.0 / max(top, 1))).clip(0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, "L")
+    elif mode == "F":
+        arr = np.asarray(img, dtype=np.float32)
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        arr = ((arr - lo) * (255.0 / (hi - lo or 1.0))).clip(0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, "L")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def decode_bytes(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None,
+                 name: str = "image") -> Decoded:
+    """Decode ``data``. ``min_side``: the model input size, lets JPEG decode at a reduced DCT scale."""
+    register_formats()
+    if not data:
+        raise ImageError("empty file (0 bytes)", stage="read")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageError("not an image: the content is no format Pillow can read", stage="decode") from None
+    except Exception as e:
+        raise ImageError(f"cannot open image: {_one_line(e)}", stage="decode") from None
+    fmt = img.format or "unknown"
+    w, h = img.size
+    if w <= 0 or h <= 0:
+        raise ImageError(f"invalid image size {w}x{h}", stage="decode")
+    if w * h > max_pixels:
+        raise ImageError(f"too many pixels: {w}x{h} = {w * h:,} > cap {max_pixels:,} "
+                         f"(decompression bomb guard; raise it with --max-pixels)", stage="decode")
+    orientation = _orientation(img)
+    dw, dh = (h, w) if orientation in _TRANSPOSED else (w, h)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if getattr(img, "n_frames", 1) > 1:
+                img.seek(0)
+            if min_side and fmt == "JPEG" and min(w, h) > 2 * min_side:
+                img.draft("RGB", (min_side, min_side))
+            img.load()
+            if orientation != 1:
+                try:
+                    img = ImageOps.exif_transpose(img)
+                except Exception:
+                    pass  # corrupt EXIF block: keep the stored orientation
+            rgb = _to_rgb(img)
+    except ImageError:
+        raise
+    except MemoryError:
+        raise ImageError(f"out of memory decoding {w}x{h} image", stage="decode") from None
+    except Exception as e:
+        raise ImageError(f"cannot decode {fmt}: {_one_line(e)}", stage="decode") from None
+    return Decoded(rgb, dw, dh, fmt)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def open_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None) -> Decoded:
+    """Decode a path, raw bytes, a file object or an already-open PIL image (used for queries)."""
+    if isinstance(source, Image.Image):
+        w, h = source.size
+        if w * h > max_pixels:
+            raise ImageError(f"too many pixels: {w}x{h} > cap {max_pixels:,}")
+        return Decoded(_to_rgb(source), w, h, source.format or "PIL")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return decode_bytes(bytes(source), max_pixels=max_pixels, min_side=min_side)
+    if hasattr(source, "read"):
+        return decode_bytes(source.read(DEFAULT_MAX_FILE_BYTES + 1), max_pixels=max_pixels, min_side=min_side)
+    try:
+        with open(source, "rb") as f:
+            data = f.read(DEFAULT_MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise ImageError(f"cannot read: {e.strerror or _one_line(e)}", stage="read") from None
+    if len(data) > DEFAULT_MAX_FILE_BYTES:
+        raise ImageError(f"file larger than {DEFAULT_MAX_FILE_BYTES >> 20} MiB", stage="read")
+    return decode_bytes(data, max_pixels=max_pixels, min_side=min_side)

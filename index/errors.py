@@ -1,0 +1,96 @@
+"""Typed exceptions for all of pixseek.
+
+Library code raises these; only the CLI and the UI turn them into messages. Every exception carries a
+one-line, user-facing message (``str(exc)``) and an optional ``hint`` with the command that fixes it.
+"""
+from __future__ import annotations
+
+
+class PixseekError(Exception):
+    """Base class: a problem the user can act on. ``str(e)`` is one line."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- models -------------------------------------------------------------------------------------
+
+class ModelError(PixseekError):
+    """A model spec could not be resolved or loaded."""
+
+
+class UnknownModelError(ModelError):
+    """The spec names no registry entry, open_clip architecture or local file."""
+
+
+class ModelUnavailableError(ModelError):
+    """Pretrained weights could not be downloaded (offline, no cache)."""
+
+
+class CheckpointError(ModelError):
+    """A local checkpoint is missing, unsafe (pickled code) or does not fit its architecture."""
+
+
+class ModelMismatchError(PixseekError):
+    """Vectors in an index were made by another model than the one asked for."""
+
+
+# --- store / vectors ----------------------------------------------------------------------------
+
+class StoreError(PixseekError):
+    """The SQLite database cannot be used."""
+
+
+class DatabaseTooNewError(StoreError):
+    """The database was written by a newer pixseek (a schema migration this code does not know)."""
+
+
+class IndexNotFoundError(StoreError):
+    """No pixseek database at the given data dir."""
+
+
+class EmptyIndexError(StoreError):
+    """The database exists but holds no images."""
+
+
+class IndexLockedError(StoreError):
+    """Another ``pixseek index`` is writing to the same data dir."""
+
+
+class VectorIndexError(PixseekError):
+    """The FAISS file is missing, corrupt or out of sync (callers usually rebuild it)."""
+
+
+# --- indexing -----------------------------------------------------------------------------------
+
+class ImageError(PixseekError):
+    """One file could not be turned into a vector. ``stage`` says where: scan, read, decode, embed."""
+
+    def __init__(self, message: str, stage: str = "decode"):
+        super().__init__(message)
+        self.stage = stage
+
+
+class NoImagesError(PixseekError):
+    """A path given to ``index`` does not exist or is not a folder/image."""
+
+
+# --- search -------------------------------------------------------------------------------------
+
+class QueryError(PixseekError):
+    """The query is empty or malformed."""
+
+
+class QueryImageError(QueryError):
+    """A query image could not be read or decoded."""
+
+
+class NotFoundError(PixseekError):
+    """An image id that is not in the index."""

@@ -1,0 +1,150 @@
+"""Walk the roots given to ``pixseek index`` and yield image files or scan errors, streaming.
+
+Rules: recursive; hidden files and folders (name starting with '.') skipped; ``--exclude GLOB``
+(repeatable) matched against the path relative to its root and against each name; symlinked folders
+followed once (a loop is reported, not followed forever); broken symlinks, unreadable folders and
+non-UTF-8 names are reported as errors with a reason.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .decode import IMAGE_EXTENSIONS
+from .errors import NoImagesError
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str          # absolute, not symlink-resolved (what the user sees)
+    root: str          # the root it was found under
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class ScanError:
+    path: str
+    message: str
+    stage: str = "scan"
+
+
+def display_path(p: str | bytes) -> str:
+    """A printable, UTF-8-safe form of a path that may hold undecodable bytes."""
+    raw = os.fsencode(p)
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def _utf8_ok(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+class Excluder:
+    def __init__(self, patterns: Iterable[str] = ()):
+        self.patterns = [p.rstrip("/") for p in patterns if p]
+
+    def __call__(self, rel: str, name: str) -> bool:
+        for pat in self.patterns:
+            if fnmatch.fnmatch(name, pat) or fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(rel, pat + "/*"):
+                return True
+        return False
+
+
+def normalize_roots(paths: Iterable[str | os.PathLike]) -> list[str]:
+    roots = []
+    for p in paths:
+        ap = os.path.abspath(os.fspath(p))
+        if not os.path.exists(ap):
+            raise NoImagesError(f"no such file or folder: {display_path(ap)}")
+        if ap not in roots:
+            roots.append(ap)
+    return roots
+
+
+def scan(roots: Iterable[str], exclude: Iterable[str] = (), include_hidden: bool = False
+         ) -> Iterator[FileEntry | ScanError]:
+    excluded = Excluder(exclude)
+    for root in roots:
+        if os.path.isfile(root):
+            entry = _entry(root, os.path.dirname(root), follow=True)
+            if entry is not None:
+                yield entry
+            continue
+        yield from _walk(root, excluded, include_hidden)
+
+
+def _entry(path: str, root: str, follow: bool) -> FileEntry | ScanError | None:
+    if not _utf8_ok(path):
+        return ScanError(display_path(path), "file name is not valid UTF-8 (rename it to index it)")
+    try:
+        st = os.stat(path) if follow else os.lstat(path)
+    except OSError as e:
+        if e.errno == 40:  # ELOOP
+            return ScanError(path, "symlink loop")
+        if os.path.islink(path):
+            return ScanError(path, "broken symlink (target missing)")
+        return ScanError(path, f"cannot stat: {e.strerror}")
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return FileEntry(path, root, st.st_size, st.st_mtime_ns)
+
+
+def _walk(root: str, excluded: Excluder, include_hidden: bool) -> Iterator[FileEntry | ScanError]:
+    try:
+        st = os.stat(root)
+    except OSError as e:
+        yield ScanError(root, f"cannot open folder: {e.strerror}")
+        return
+    visited = {(st.st_dev, st.st_ino)}
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda d: d.name)
+        except OSError as e:
+            yield ScanError(folder, f"cannot list folder: {e.strerror}")
+            continue
+        subdirs = []
+        for d in entries:
+            name = d.name
+            if not include_hidden and name.startswith("."):
+                continue
+            rel = os.path.relpath(d.path, root)
+            if excluded(rel, name):
+                continue
+            try:
+                is_dir = d.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if not _utf8_ok(d.path):
+                    yield ScanError(display_path(d.path), "folder name is not valid UTF-8 (rename it to index it)")
+                    continue
+                try:
+                    sst = os.stat(d.path)
+                except OSError as e:
+                    yield ScanError(d.path, f"cannot open folder: {e.strerror}")
+                    continue
+                key = (sst.st_dev, sst.st_ino)
+                if key in visited:
+                    if d.is_symlink():
+                        yield ScanError(d.path, "symlink loop (folder already scanned)")
+                    continue
+                visited.add(key)
+                subdirs.append(d.path)
+                continue
+            if Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            entry = _entry(d.path, root, follow=True)
+            if entry is not None:
+                yield entry
+        stack.extend(reversed(subdirs))

@@ -1,0 +1,331 @@
+"""The SQLite database: the source of truth for images, their vectors, errors and index facts.
+
+Tables: ``images`` (one row per indexed file, vector as float32 BLOB), ``errors`` (one row per file
+that could not be indexed), ``meta`` (schema version, model, dim, generation) and ``migrations``.
+Schema changes are named, versioned migrations; a database from a newer pixseek is refused.
+``meta.generation`` increases with every committed change to the set of vectors, so the FAISS cache
+can tell whether it is in sync.
+"""
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from .errors import DatabaseTooNewError, EmptyIndexError, IndexNotFoundError, ModelMismatchError, StoreError
+from .paths import DataDir
+
+
+def _m001_initial(db) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["images"].create({
+        "id": int, "path": str, "root": str, "size": int, "mtime_ns": int, "hash": str,
+        "width": int, "height": int, "format": str, "model_id": str, "vector": bytes,
+        "added_at": float, "updated_at": float,
+    }, pk="id", not_null={"path", "size", "mtime_ns", "hash", "model_id", "vector"})
+    db["images"].create_index(["path"], unique=True)
+    db["images"].create_index(["hash"])
+    db["errors"].create({
+        "id": int, "path": str, "stage": str, "message": str, "size": int, "mtime_ns": int, "at": float,
+    }, pk="id", not_null={"path", "stage", "message"})
+    db["errors"].create_index(["path"], unique=True)
+
+
+# Named migrations, applied in order. Append only: never edit or reorder a published one.
+MIGRATIONS: list[tuple[str, Callable]] = [
+    ("m001_initial", _m001_initial),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass
+class ImageRow:
+    id: int
+    path: str
+    root: str
+    size: int
+    mtime_ns: int
+    hash: str
+    width: int | None
+    height: int | None
+    format: str | None
+    added_at: float
+    updated_at: float
+
+
+IMAGE_COLUMNS = "id, path, root, size, mtime_ns, hash, width, height, format, added_at, updated_at"
+
+
+def vec_to_blob(v: np.ndarray) -> bytes:
+    return np.ascontiguousarray(v, dtype="<f4").tobytes()
+
+
+def blob_to_vec(b: bytes) -> np.ndarray:
+    return np.frombuffer(b, dtype="<f4")
+
+
+class Store:
+    """One open pixseek database. Not thread-safe: one Store per thread."""
+
+    def __init__(self, data_dir: DataDir, db):
+        self.data_dir = data_dir
+        self.db = db
+        self.conn: sqlite3.Connection = db.conn
+
+    # --- opening ---------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, data_dir: DataDir | str | None = None, *, create: bool = False) -> "Store":
+        import sqlite_utils
+
+        dd = data_dir if isinstance(data_dir, DataDir) else DataDir.resolve(data_dir)
+        if not dd.exists():
+            if not create:
+                raise IndexNotFoundError(f"no pixseek index in {dd.root}",
+                                         hint="build one with: pixseek index PATH")
+            dd.create()
+        try:
+            conn = sqlite3.connect(str(dd.db), timeout=30, isolation_level=None)  # explicit transactions
+            conn.execute("PRAGMA busy_timeout = 30000")
+            db = sqlite_utils.Database(conn)
+            store = cls(dd, db)
+            if create:
+                db.enable_wal()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            store._migrate(write=create)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot open database {dd.db}: {e}",
+                             hint="`pixseek doctor` can check it; a backup may be needed") from None
+        return store
+
+    def _applied(self) -> list[str]:
+        if "migrations" not in self.db.table_names():
+            return []
+        return [r[0] for r in self.conn.execute("SELECT name FROM migrations ORDER BY id")]
+
+    def _migrate(self, write: bool) -> None:
+        applied = self._applied()
+        known = [name for name, _ in MIGRATIONS]
+        unknown = [n for n in applied if n not in known]
+        if unknown or len(applied) > len(known):
+            raise DatabaseTooNewError(
+                f"database {self.data_dir.db} has schema migrations this pixseek does not know "
+                f"({', '.join(unknown) or len(applied)}): it was written by a newer pixseek; upgrade pixseek")
+        pending = [(n, fn) for n, fn in MIGRATIONS if n not in applied]
+        if not pending:
+            return
+        # Read-only callers (search) migrate too: migrations are quick, additive and transactional.
+        with self.transaction():
+            if "migrations" not in self.db.table_names():
+                self.db["migrations"].create({"id": int, "name": str, "applied_at": float}, pk="id")
+            for name, fn in pending:
+                fn(self.db)
+                self.db["migrations"].insert({"name": name, "applied_at": time.time()})
+            self._set("schema_version", str(SCHEMA_VERSION))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # --- meta ------------------------------------------------------------------------------------
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def _set(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT INTO meta(key, value) VALUES(?, ?) "
+                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    @contextlib.contextmanager
+    def transaction(self):
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def set_meta(self, **items: str) -> None:
+        with self.transaction():
+            for k, v in items.items():
+                self._set(k, str(v))
+
+    @property
+    def generation(self) -> int:
+        return int(self.meta("generation", "0"))
+
+    @property
+    def model_id(self) -> str | None:
+        return self.meta("model_id")
+
+    @property
+    def model_spec(self) -> str | None:
+        return self.meta("model_spec")
+
+    @property
+    def dim(self) -> int | None:
+        d = self.meta("dim")
+        return int(d) if d else None
+
+    def check_model(self, model_id: str, spec: str, dim: int, *, adopt: bool) -> None:
+        """Refuse another model's vectors. ``adopt``: record this model if the index has none yet."""
+        have = self.model_id
+        if have is None or (self.count() == 0 and adopt):
+            if adopt:
+                self.set_meta(model_id=model_id, model_spec=spec, dim=str(dim))
+            return
+        if have != model_id:
+            raise ModelMismatchError(
+                f"index in {self.data_dir.root} was built with model {have}, not {model_id}; "
+                f"use --model {self.model_spec} or another --db for the new model")
+
+    # --- reads -----------------------------------------------------------------------------------
+    def count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM images").fetchone()[0]
+
+    def require_images(self) -> None:
+        if self.count() == 0:
+            raise EmptyIndexError(f"index in {self.data_dir.root} has no images",
+                                  hint="add some with: pixseek index PATH")
+
+    def rows_under(self, root: str) -> Iterator[tuple[int, str, int, int, str]]:
+        """(id, path, size, mtime_ns, hash) of rows whose path lies under ``root`` (or is it)."""
+        prefix = root.rstrip("/") + "/"
+        hi = prefix[:-1] + chr(ord("/") + 1)
+        yield from self.conn.execute(
+            "SELECT id, path, size, mtime_ns, hash FROM images WHERE path = ? OR (path >= ? AND path < ?)",
+            (root, prefix, hi))
+
+    def ids_by_hash(self, digest: str) -> list[int]:
+        return [r[0] for r in self.conn.execute("SELECT id FROM images WHERE hash = ?", (digest,))]
+
+    def vector(self, image_id: int) -> np.ndarray | None:
+        row = self.conn.execute("SELECT vector FROM images WHERE id = ?", (image_id,)).fetchone()
+        return blob_to_vec(row[0]).copy() if row else None
+
+    def vector_blob(self, image_id: int) -> bytes | None:
+        row = self.conn.execute("SELECT vector FROM images WHERE id = ?", (image_id,)).fetchone()
+        return row[0] if row else None
+
+    def get(self, ids: Iterable[int]) -> dict[int, ImageRow]:
+        ids = list(ids)
+        out: dict[int, ImageRow] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            q = f"SELECT {IMAGE_COLUMNS} FROM images WHERE id IN ({','.join('?' * len(chunk))})"
+            for r in self.conn.execute(q, chunk):
+                out[r[0]] = ImageRow(*r)
+        return out
+
+    def get_by_path(self, path: str) -> ImageRow | None:
+        r = self.conn.execute(f"SELECT {IMAGE_COLUMNS} FROM images WHERE path = ?", (path,)).fetchone()
+        return ImageRow(*r) if r else None
+
+    def iter_vectors(self, batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids int64[n], vectors float32[n, dim]) in id order, in chunks (bounded memory)."""
+        dim = self.dim
+        last = -1
+        while True:
+            rows = self.conn.execute("SELECT id, vector FROM images WHERE id > ? ORDER BY id LIMIT ?",
+                                     (last, batch)).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
+            yield ids, vecs.astype(np.float32, copy=True)
+            last = int(ids[-1])
+
+    def error_for(self, path: str) -> tuple[int, int] | None:
+        r = self.conn.execute("SELECT size, mtime_ns FROM errors WHERE path = ?", (path,)).fetchone()
+        return (r[0], r[1]) if r else None
+
+    def errors(self, limit: int | None = None) -> list[dict]:
+        q = "SELECT path, stage, message, at FROM errors ORDER BY at DESC, path"
+        if limit:
+            q += f" LIMIT {int(limit)}"
+        return [dict(zip(("path", "stage", "message", "at"), r)) for r in self.conn.execute(q)]
+
+    def error_count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM errors").fetchone()[0]
+
+    def roots(self) -> list[tuple[str, int]]:
+        return list(self.conn.execute("SELECT root, count(*) FROM images GROUP BY root ORDER BY root"))
+
+    # --- writes: call inside ``with store.batch():`` -----------------------------------------------
+    def batch(self):
+        """One transaction; bumps the generation once when vectors changed inside it."""
+        return _Batch(self)
+
+    def insert_image(self, *, path, root, size, mtime_ns, digest, width, height, fmt, model_id,
+                     blob: bytes) -> int:
+        now = time.time()
+        cur = self.conn.execute(
+            "INSERT INTO images(path, root, size, mtime_ns, hash, width, height, format, model_id, vector,"
+            " added_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+            (path, root, size, mtime_ns, digest, width, height, fmt, model_id, blob, now, now))
+        self.conn.execute("DELETE FROM errors WHERE path = ?", (path,))
+        return int(cur.lastrowid)
+
+    def update_image(self, image_id: int, *, size, mtime_ns, digest, width, height, fmt, model_id,
+                     blob: bytes) -> None:
+        self.conn.execute(
+            "UPDATE images SET size=?, mtime_ns=?, hash=?, width=?, height=?, format=?, model_id=?, vector=?,"
+            " updated_at=? WHERE id=?",
+            (size, mtime_ns, digest, width, height, fmt, model_id, blob, time.time(), image_id))
+        self.conn.execute("DELETE FROM errors WHERE path = (SELECT path FROM images WHERE id = ?)", (image_id,))
+
+    def move_image(self, image_id: int, *, path, root, size, mtime_ns) -> None:
+        self.conn.execute("UPDATE images SET path=?, root=?, size=?, mtime_ns=?, updated_at=? WHERE id=?",
+                          (path, root, size, mtime_ns, time.time(), image_id))
+        self.conn.execute("DELETE FROM errors WHERE path = ?", (path,))
+
+    def touch_image(self, image_id: int, *, size, mtime_ns) -> None:
+        """Same content, new size/mtime (e.g. ``touch``): record it without re-embedding."""
+        self.conn.execute("UPDATE images SET size=?, mtime_ns=? WHERE id=?", (size, mtime_ns, image_id))
+
+    def delete_images(self, ids: Iterable[int]) -> None:
+        self.conn.executemany("DELETE FROM images WHERE id = ?", ((int(i),) for i in ids))
+
+    def record_error(self, path: str, stage: str, message: str, size: int | None = None,
+                     mtime_ns: int | None = None) -> None:
+        self.conn.execute(
+            "INSERT INTO errors(path, stage, message, size, mtime_ns, at) VALUES(?,?,?,?,?,?) "
+            "ON CONFLICT(path) DO UPDATE SET stage=excluded.stage, message=excluded.message, "
+            "size=excluded.size, mtime_ns=excluded.mtime_ns, at=excluded.at",
+            (path, stage, message, size, mtime_ns, time.time()))
+
+    def clear_errors_under(self, root: str, keep: set[str]) -> int:
+        """Forget errors for files under ``root`` that the latest scan no longer saw."""
+        prefix = root.rstrip("/") + "/"
+        hi = prefix[:-1] + chr(ord("/") + 1)
+        stale = [r[0] for r in self.conn.execute(
+            "SELECT path FROM errors WHERE path = ? OR (path >= ? AND path < ?)", (root, prefix, hi))
+            if r[0] not in keep]
+        self.conn.executemany("DELETE FROM errors WHERE path = ?", ((p,) for p in stale))
+        return len(stale)
+
+    def integrity_check(self) -> str:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+class _Batch:
+    def __init__(self, store: Store):
+        self.store = store
+        self.changed = False
+
+    def __enter__(self) -> "_Batch":
+        self.store.conn.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        conn = self.store.conn
+        if exc_type is not None:
+            conn.execute("ROLLBACK")
+            return
+        if self.changed:
+            self.store._set("generation", str(self.store.generation + 1))
+        self.store._set("last_indexed_at", str(time.time()))
+        conn.execute("COMMIT")

@@ -1,0 +1,208 @@
+"""The ``pixseek`` command. Library errors become one-line messages here, and nowhere below."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+
+import click
+
+from index.errors import PixseekError
+
+EXIT_INTERRUPTED = 130
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.getLogger().addHandler(logging.NullHandler())  # keep libraries' root logs quiet
+    log = logging.getLogger("pixseek")
+    if not any(getattr(h, "_pixseek", False) for h in log.handlers):
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("pixseek: %(message)s"))
+        h._pixseek = True
+        log.addHandler(h)
+    log.setLevel(logging.INFO if verbose else logging.WARNING)
+    log.propagate = False
+
+
+class PixseekGroup(click.Group):
+    """Turns PixseekError into ``Error: message (hint)`` and exit code 1; Ctrl-C into exit 130."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PixseekError as e:
+            msg = f"Error: {e.message}"
+            if e.hint:
+                msg += f" ({e.hint})"
+            click.echo(msg, err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: work committed so far is kept; run the same command again to resume.",
+                       err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+db_option = click.option("--db", "db", envvar="PIXSEEK_DB", type=click.Path(file_okay=True),
+                         help="Data dir holding the index (default $PIXSEEK_DB or ~/.local/share/pixseek).")
+
+
+@click.group(cls=PixseekGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Print informational notices.")
+@click.version_option(package_name="pixseek")
+def cli(verbose: bool) -> None:
+    """pixseek: semantic image search over your own folders (CLIP, SQLite + FAISS, offline)."""
+    _setup_logging(verbose)
+
+
+@cli.command("index")
+@click.argument("paths", nargs=-1, type=click.Path())
+@db_option
+@click.option("--model", "-m", default=None,
+              help="Model spec: registry name, ARCH:TAG, ARCH:/path/ckpt or a checkpoint (default: the index's "
+                   "model, else the registry default).")
+@click.option("--exclude", "-x", multiple=True, metavar="GLOB", help="Skip files/folders matching GLOB (repeatable).")
+@click.option("--include-hidden", is_flag=True, help="Also index hidden files and folders.")
+@click.option("--batch-size", "-b", default=64, show_default=True, type=click.IntRange(1, 4096))
+@click.option("--workers", "-j", default=None, type=click.IntRange(1, 256),
+              help="Decode threads (default: min(4, CPUs)).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@click.option("--max-pixels", default=None, type=click.IntRange(1), help="Pixel cap per image (default 150M).")
+@click.option("--rebuild-vectors", is_flag=True, help="Rebuild the FAISS index from SQLite (alone or with PATHs).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def index_cmd(paths, db, model, exclude, include_hidden, batch_size, workers, device, max_pixels,
+              rebuild_vectors, as_json):
+    """Index the images under PATHS (incremental: only new and changed files are embedded)."""
+    from index.decode import DEFAULT_MAX_PIXELS
+    from index.errors import NoImagesError
+    from index.indexer import Indexer
+
+    if not paths and not rebuild_vectors:
+        raise NoImagesError("nothing to index: give one or more folders or images",
+                            hint="pixseek index ~/Pictures")
+    ix = Indexer(db, model=model, device=device, batch_size=batch_size, workers=workers, exclude=exclude,
+                 include_hidden=include_hidden, max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
+                 progress=sys.stderr.isatty() and not as_json)
+    if rebuild_vectors and not paths:
+        t0 = time.perf_counter()
+        vi = ix.rebuild_vectors()
+        out = {"rebuilt": vi.ntotal, "seconds": round(time.perf_counter() - t0, 3)}
+        click.echo(json.dumps(out) if as_json else f"rebuilt vector index: {vi.ntotal} vectors "
+                                                    f"in {out['seconds']:.2f} s")
+        return
+    if rebuild_vectors:
+        ix.rebuild_vectors()
+    s = ix.run(paths)
+    if as_json:
+        click.echo(json.dumps(s.to_dict()))
+        return
+    line = (f"added {s.added}, updated {s.updated}, moved {s.moved}, removed {s.removed}, "
+            f"unchanged {s.unchanged}, failed {s.failed} in {s.seconds:.1f} s "
+            f"({s.images_per_s:.1f} images/s); {s.total} images in the index")
+    click.echo(line)
+    if s.failed or s.known_failures:
+        n = s.failed + s.known_failures
+        click.echo(f"{n} file{'s' if n != 1 else ''} could not be indexed: see `pixseek errors`", err=True)
+
+
+@cli.command("search")
+@click.argument("query", nargs=-1)
+@db_option
+@click.option("--image", "-i", "images", multiple=True, metavar="PATH[::W]", help="Query image (repeatable).")
+@click.option("--text", "-t", "texts", multiple=True, metavar="TEXT[::W]", help="More query text (repeatable).")
+@click.option("--not", "negatives", multiple=True, metavar="TEXT[::W]", help="Push results away from TEXT.")
+@click.option("--similar", type=int, default=None, metavar="ID", help="Images like indexed image ID.")
+@click.option("-k", "--top", "k", default=20, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--min-score", type=float, default=None, help="Drop results below this cosine score.")
+@click.option("--model", "-m", default=None, help="Model spec (default: the one the index was built with).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def search_cmd(query, db, images, texts, negatives, similar, k, min_score, model, device, as_json):
+    """Search by text (QUERY), by example image (--image), or both; weights as TEXT::0.5."""
+    from index.errors import QueryError
+    from search import Engine
+
+    text = " ".join(query).strip()
+    all_texts = ([text] if text else []) + list(texts)
+    if similar is None and not all_texts and not images:
+        raise QueryError("empty query: give a text, --image PATH, or both",
+                         hint='pixseek search "a red car at night"')
+    with Engine.open(db, model=model, device=device) as eng:
+        if similar is not None:
+            results = eng.similar(similar, k, min_score=min_score)
+        else:
+            results = eng.search(all_texts, images, negatives, k, min_score=min_score)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in results]))
+        return
+    if not results:
+        click.echo("no good match" + (f" (nothing scored >= {min_score})" if min_score is not None else ""))
+        return
+    for r in results:
+        click.echo(f"{r.rank:>4}  {r.score:.4f}  {r.path}")
+
+
+@cli.command("stats")
+@db_option
+@click.option("--json", "as_json", is_flag=True)
+def stats_cmd(db, as_json):
+    """Counts, model, index type, sizes and errors of an index."""
+    from search.stats import collect
+
+    st = collect(db)
+    if as_json:
+        click.echo(json.dumps(st))
+        return
+    for key, value in st.items():
+        if key == "roots":
+            value = ", ".join(f"{r} ({n})" for r, n in value) or "-"
+        click.echo(f"{key.replace('_', ' '):<16} {value}")
+
+
+@cli.command("errors")
+@db_option
+@click.option("--limit", "-n", default=None, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True)
+def errors_cmd(db, limit, as_json):
+    """Files that could not be indexed, with the stage and the reason."""
+    from index.store import Store
+
+    store = Store.open(db)
+    try:
+        rows = store.errors(limit)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    if not rows:
+        click.echo("no errors")
+        return
+    for r in rows:
+        click.echo(f"{r['stage']:<7} {r['path']}: {r['message']}")
+
+
+@cli.command("models")
+@click.option("--json", "as_json", is_flag=True)
+def models_cmd(as_json):
+    """Model names in the registry (any open_clip ARCH:TAG or local checkpoint works too)."""
+    from index.models import default_model_spec, load_registry
+
+    reg = load_registry().get("models", {})
+    default = default_model_spec()
+    if as_json:
+        click.echo(json.dumps({"default": default, "models": reg}))
+        return
+    for name, e in reg.items():
+        mark = "*" if name == default else " "
+        click.echo(f"{mark} {name:<20} {e.get('arch')}  {e.get('description', '')}")
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    cli(prog_name="pixseek")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""The search API: ``Engine.open(db_dir)`` then ``.text()``, ``.image()``, ``.similar()``, ``.query()``.
+
+The model is loaded lazily (``similar`` needs none) and must be the one the index was built with.
+Results are typed :class:`Result` objects ranked by cosine similarity.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from index.decode import DEFAULT_MAX_PIXELS, open_image
+from index.errors import ImageError, ModelMismatchError, NotFoundError, QueryError, QueryImageError
+from index.paths import DataDir
+from index.store import Store
+from index.vectors import VectorIndex
+
+from .query import Term, build_terms, check_terms, combine
+
+
+@dataclass(frozen=True)
+class Result:
+    rank: int
+    id: int
+    path: str
+    score: float
+    width: int | None
+    height: int | None
+    format: str | None
+    size: int
+    mtime: float
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+    @property
+    def folder(self) -> str:
+        return os.path.dirname(self.path)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["score"] = round(float(self.score), 6)
+        return d
+
+
+class Engine:
+    def __init__(self, store: Store, vectors: VectorIndex, *, model: str | None = None,
+                 device: str | None = None, embedder=None, max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.store = store
+        self.vectors = vectors
+        self._model_spec = model
+        self._device = device
+        self._embedder = embedder
+        self.max_pixels = max_pixels
+
+    @classmethod
+    def open(cls, db_dir=None, *, model: str | None = None, device: str | None = None, embedder=None,
+             max_pixels: int = DEFAULT_MAX_PIXELS) -> "Engine":
+        """Open the index in ``db_dir``. Raises IndexNotFoundError / EmptyIndexError / StoreError."""
+        dd = db_dir if isinstance(db_dir, DataDir) else DataDir.resolve(db_dir)
+        store = Store.open(dd)
+        try:
+            store.require_images()
+            vectors = VectorIndex.open(store)
+        except BaseException:
+            store.close()
+            raise
+        engine = cls(store, vectors, model=model, device=device, embedder=embedder, max_pixels=max_pixels)
+        if embedder is not None:
+            engine._check_model(embedder)
+        return engine
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- model ------------------------------------------------------------------------------------
+    @property
+    def model_id(self) -> str | None:
+        return self.store.model_id
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from index.embed import Embedder
+
+            emb = Embedder.from_spec(self._model_spec or self.store.model_spec, self._device)
+            self._check_model(emb)
+            self._embedder = emb
+        return self._embedder
+
+    def _check_model(self, emb) -> None:
+        if emb.model_id != self.store.model_id:
+            raise ModelMismatchError(
+                f"index in {self.store.data_dir.root} was built with model {self.store.model_id}, "
+                f"not {emb.model_id}; search it with --model {self.store.model_spec}")
+
+    # --- freshness --------------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Reload the vectors if the indexer changed the database since. True if reloaded."""
+        if self.store.generation == self.vectors.generation:
+            return False
+        self.vectors = VectorIndex.open(self.store, save=False)
+        return True
+
+    # --- encoding ---------------------------------------------------------------------------------
+    def encode_text(self, text: str) -> np.ndarray:
+        if not text or not text.strip():
+            raise QueryError("empty query text")
+        return self.embedder.encode_texts([text.strip()])[0]
+
+    def encode_image(self, source) -> np.ndarray:
+        label = source if isinstance(source, (str, os.PathLike)) else "upload"
+        try:
+            d = open_image(source, max_pixels=self.max_pixels, min_side=self.embedder.image_size)
+        except ImageError as e:
+            raise QueryImageError(f"cannot read query image {label}: {e.message}") from None
+        return self.embedder.encode_images([d.image])[0]
+
+    def encode_terms(self, terms: Sequence[Term]) -> np.ndarray:
+        check_terms(list(terms))
+        vecs, weights = [], []
+        texts = [t for t in terms if t.kind == "text"]
+        if texts:
+            tv = self.embedder.encode_texts([t.value for t in texts])
+            vecs += list(tv)
+            weights += [t.weight for t in texts]
+        for t in terms:
+            if t.kind == "image":
+                vecs.append(self.encode_image(t.value))
+                weights.append(t.weight)
+            elif t.kind == "vector":
+                vecs.append(np.asarray(t.value, dtype=np.float32))
+                weights.append(t.weight)
+        return combine(vecs, weights)
+
+    # --- searching --------------------------------------------------------------------------------
+    def search_vector(self, q: np.ndarray, k: int = 20, *, exclude: Iterable[int] = (),
+                      min_score: float | None = None, offset: int = 0) -> list[Result]:
+        if k < 1:
+            raise QueryError("k must be at least 1")
+        exclude = set(int(i) for i in exclude)
+        want = offset + k + len(exclude)
+        scores, ids = self.vectors.search(q, want)
+        pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0 and int(i) not in exclude]
+        if min_score is not None:
+            pairs = [(i, s) for i, s in pairs if s >= min_score]
+        pairs = pairs[offset:offset + k]
+        rows = self.store.get(i for i, _ in pairs)
+        out = []
+        for i, s in pairs:
+            r = rows.get(i)
+            if r is None:  # deleted since the vectors were loaded
+                continue
+            out.append(Result(offset + len(out) + 1, i, r.path, s, r.width, r.height, r.format, r.size,
+                              r.mtime_ns / 1e9))
+        return out
+
+    def query(self, terms: Sequence[Term], k: int = 20, **kw) -> list[Result]:
+        return self.search_vector(self.encode_terms(terms), k, **kw)
+
+    def text(self, query: str, k: int = 20, **kw) -> list[Result]:
+        return self.search_vector(self.encode_text(query), k, **kw)
+
+    def image(self, source, k: int = 20, **kw) -> list[Result]:
+        """``source``: a path, bytes, a file object or a PIL image."""
+        return self.search_vector(self.encode_image(source), k, **kw)
+
+    def similar(self, image_id: int, k: int = 20, **kw) -> list[Result]:
+        """Images like indexed image ``image_id`` (itself excluded). Needs no model."""
+        v = self.store.vector(int(image_id))
+        if v is None:
+            raise NotFoundError(f"no image with id {image_id} in the index")
+        return self.search_vector(v, k, exclude=[int(image_id)], **kw)
+
+    def search(self, texts=(), images=(), negatives=(), k: int = 20, **kw) -> list[Result]:
+        """CLI-style entry: strings with optional ``::W`` weights."""
+        return self.query(build_terms(texts, images, negatives), k, **kw)
+
+    def get(self, image_id: int):
+        row = self.store.get([int(image_id)]).get(int(image_id))
+        if row is None:
+            raise NotFoundError(f"no image with id {image_id} in the index")
+        return row

@@ -1,0 +1,45 @@
+"""Facts about an index for ``pixseek stats`` and the UI sidebar (no model load needed)."""
+from __future__ import annotations
+
+import json
+import time
+
+from index.paths import DataDir
+from index.store import Store
+
+
+def _size(path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def collect(db_dir=None) -> dict:
+    dd = db_dir if isinstance(db_dir, DataDir) else DataDir.resolve(db_dir)
+    store = Store.open(dd)
+    try:
+        try:
+            faiss_meta = json.loads(dd.faiss_meta.read_text())
+        except (OSError, ValueError):
+            faiss_meta = {}
+        in_sync = faiss_meta.get("generation") == store.generation and faiss_meta.get("count") == store.count()
+        last = store.meta("last_indexed_at")
+        db_bytes = sum(_size(p) for p in (dd.db, dd.db.with_name(dd.db.name + "-wal")))
+        return {
+            "data_dir": str(dd.root),
+            "images": store.count(),
+            "errors": store.error_count(),
+            "model": store.model_spec,
+            "model_id": store.model_id,
+            "dim": store.dim,
+            "index_type": faiss_meta.get("factory", "-"),
+            "vectors_in_sync": in_sync,
+            "db_bytes": db_bytes,
+            "faiss_bytes": _size(dd.faiss),
+            "schema_version": int(store.meta("schema_version", "0")),
+            "last_indexed": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(last))) if last else None,
+            "roots": store.roots(),
+        }
+    finally:
+        store.close()

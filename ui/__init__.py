@@ -1,0 +1,1 @@
+"""The Streamlit front end (built in its own issue) on top of the ``search`` API."""
