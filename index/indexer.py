@@ -36,16 +36,19 @@ class Summary:
     failed: int = 0
     known_failures: int = 0     # files that failed before and have not changed since (not retried)
     embedded: int = 0           # images that went through the model
-    seconds: float = 0.0
+    seconds: float = 0.0        # the whole run, model start-up included
+    work_seconds: float = 0.0   # reading, decoding, embedding and writing (model start-up excluded)
     total: int = 0              # images in the index after the run
 
     @property
     def images_per_s(self) -> float:
-        return self.embedded / self.seconds if self.seconds > 0 else 0.0
+        """Embedding throughput: images through the model per second of work."""
+        return self.embedded / self.work_seconds if self.work_seconds > 0 else 0.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["seconds"] = round(self.seconds, 3)
+        d["work_seconds"] = round(self.work_seconds, 3)
         d["images_per_s"] = round(self.images_per_s, 1)
         return d
 
@@ -206,6 +209,7 @@ class Indexer:
 
         emb = self._embedder_for(store) if work else None
         min_side = emb.image_size if emb else None
+        t_work = time.perf_counter()
 
         def prepare(job: tuple[FileEntry, int | None, str | None]) -> Prepared:
             entry, old_id, old_hash = job
@@ -269,6 +273,7 @@ class Indexer:
         vi.generation = store.generation
         vi.save(store)
         s.total = store.count()
+        s.work_seconds = time.perf_counter() - t_work
         s.seconds = time.perf_counter() - t0
         return s
 
