@@ -120,7 +120,7 @@ class Indexer:
     def __init__(self, db_dir=None, *, model: str | None = None, embedder: Embedder | None = None,
                  device: str | None = None, batch_size: int = 64, workers: int | None = None,
                  exclude: Iterable[str] = (), include_hidden: bool = False,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False, export_encoders: bool = True):
         self.data_dir = db_dir if isinstance(db_dir, DataDir) else DataDir.resolve(db_dir)
         self.model_spec = model
         self.embedder = embedder
@@ -131,6 +131,7 @@ class Indexer:
         self.include_hidden = include_hidden
         self.max_pixels = max_pixels
         self.progress = progress
+        self.export_encoders = export_encoders
 
     # --- model ------------------------------------------------------------------------------------
     def _embedder_for(self, store: Store) -> Embedder:
@@ -274,6 +275,10 @@ class Indexer:
         vi.save(store)
         s.total = store.count()
         s.work_seconds = time.perf_counter() - t_work
+        if emb is not None and self.export_encoders:
+            from .export import export_query_encoders
+
+            export_query_encoders(emb.m)  # once per model: lets `pixseek search` start without torch
         s.seconds = time.perf_counter() - t0
         return s
 

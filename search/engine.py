@@ -54,6 +54,7 @@ class Engine:
         self._model_spec = model
         self._device = device
         self._embedder = embedder
+        self._fast = None if embedder is None and model is None else False
         self.max_pixels = max_pixels
 
     @classmethod
@@ -103,6 +104,22 @@ class Engine:
                 f"index in {self.store.data_dir.root} was built with model {self.store.model_id}, "
                 f"not {emb.model_id}; search it with --model {self.store.model_spec}")
 
+    @property
+    def fast(self):
+        """ONNX query encoders exported for this index's model (no torch start-up), or None."""
+        if self._fast is None:
+            from .fast_encoder import FastEncoder
+
+            self._fast = FastEncoder.load(self.store.model_id) or False
+        return self._fast or None
+
+    def _text_encoder(self):
+        fast = self.fast
+        return fast if fast is not None and fast.has_text else self.embedder
+
+    def _image_encoder(self):
+        return self.fast or self.embedder
+
     # --- freshness --------------------------------------------------------------------------------
     def refresh(self) -> bool:
         """Reload the vectors if the indexer changed the database since. True if reloaded."""
@@ -115,22 +132,23 @@ class Engine:
     def encode_text(self, text: str) -> np.ndarray:
         if not text or not text.strip():
             raise QueryError("empty query text")
-        return self.embedder.encode_texts([text.strip()])[0]
+        return self._text_encoder().encode_texts([text.strip()])[0]
 
     def encode_image(self, source) -> np.ndarray:
         label = source if isinstance(source, (str, os.PathLike)) else "upload"
+        enc = self._image_encoder()
         try:
-            d = open_image(source, max_pixels=self.max_pixels, min_side=self.embedder.image_size)
+            d = open_image(source, max_pixels=self.max_pixels, min_side=enc.image_size)
         except ImageError as e:
             raise QueryImageError(f"cannot read query image {label}: {e.message}") from None
-        return self.embedder.encode_images([d.image])[0]
+        return enc.encode_images([d.image])[0]
 
     def encode_terms(self, terms: Sequence[Term]) -> np.ndarray:
         check_terms(list(terms))
         vecs, weights = [], []
         texts = [t for t in terms if t.kind == "text"]
         if texts:
-            tv = self.embedder.encode_texts([t.value for t in texts])
+            tv = self._text_encoder().encode_texts([t.value for t in texts])
             vecs += list(tv)
             weights += [t.weight for t in texts]
         for t in terms:

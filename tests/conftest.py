@@ -14,11 +14,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path, monkeypatch):
-    """No test touches the user's data or cache dirs."""
+def _isolated_env(tmp_path, monkeypatch, session_cache):
+    """No test touches the user's data or cache dirs (the cache of exported encoders is per session)."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(session_cache))
     monkeypatch.delenv("PIXSEEK_DB", raising=False)
     monkeypatch.delenv("PIXSEEK_MODEL", raising=False)
 

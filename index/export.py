@@ -1,0 +1,104 @@
+"""Export a loaded model's query encoders to ONNX, so ``pixseek search`` can start without torch.
+
+Written once per model id, after an index run (the model is loaded then anyway), into
+``$XDG_CACHE_HOME/pixseek/encoders/<model id>/``: ``text.onnx`` (token ids -> unit vector),
+``image.onnx`` (normalised pixels -> unit vector) and ``encoder.json`` (preprocessing and tokenizer
+facts). The text encoder is exported only for Hugging Face tokenizers, which the ``tokenizers``
+package runs without torch; other models answer text queries through torch as before.
+The read side lives in ``search/fast_encoder.py``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import warnings
+from pathlib import Path
+
+from .models import LoadedModel
+from .paths import cache_dir
+
+log = logging.getLogger("pixseek")
+FORMAT = 1
+
+
+def encoder_dir(model_id: str) -> Path:
+    return cache_dir() / "encoders" / re.sub(r"[^A-Za-z0-9._-]+", "_", model_id)
+
+
+def exported(model_id: str) -> bool:
+    return (encoder_dir(model_id) / "encoder.json").is_file()
+
+
+def _tokenizer_file(m: LoadedModel) -> Path | None:
+    name = getattr(m.tokenizer, "tokenizer", None)
+    path = getattr(getattr(name, "name_or_path", None), "__str__", lambda: None)()
+    if path and (Path(path) / "tokenizer.json").is_file():
+        return Path(path) / "tokenizer.json"
+    return None
+
+
+def export_query_encoders(m: LoadedModel, *, force: bool = False) -> Path | None:
+    """Export (idempotent). Returns the folder, or None when export is not possible (logged)."""
+    dest = encoder_dir(m.model_id)
+    if exported(m.model_id) and not force:
+        return dest
+    try:
+        import onnx  # noqa: F401  (the exporter needs it)
+        import torch
+    except ImportError:
+        return None
+    tmp = dest.with_name(dest.name + f".{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model = m.model.float().eval().cpu()
+
+    class Text(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = model
+
+        def forward(self, ids):
+            return torch.nn.functional.normalize(self.m.encode_text(ids), dim=-1)
+
+    class Image(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = model
+
+        def forward(self, pixels):
+            return torch.nn.functional.normalize(self.m.encode_image(pixels), dim=-1)
+
+    meta = {"format": FORMAT, "model_id": m.model_id, "dim": m.dim, "image_size": m.image_size}
+    pre = getattr(model.visual, "preprocess_cfg", {})
+    meta.update(mean=list(pre.get("mean", (0.48145466, 0.4578275, 0.40821073))),
+                std=list(pre.get("std", (0.26862954, 0.26130258, 0.27577711))),
+                interpolation=pre.get("interpolation", "bicubic"), resize_mode=pre.get("resize_mode", "shortest"))
+    try:
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            warnings.simplefilter("ignore")
+            x = torch.zeros(2, 3, m.image_size, m.image_size)
+            torch.onnx.export(Image(), (x,), str(tmp / "image.onnx"), input_names=["pixels"],
+                              output_names=["embedding"], dynamic_axes={"pixels": {0: "batch"},
+                                                                        "embedding": {0: "batch"}},
+                              dynamo=False, opset_version=17)
+            tok_file = _tokenizer_file(m)
+            if tok_file is not None:
+                ids = m.tokenizer(["a photo", "two words here"])
+                torch.onnx.export(Text(), (ids,), str(tmp / "text.onnx"), input_names=["ids"],
+                                  output_names=["embedding"], dynamic_axes={"ids": {0: "batch"},
+                                                                            "embedding": {0: "batch"}},
+                                  dynamo=False, opset_version=17)
+                shutil.copy(tok_file, tmp / "tokenizer.json")
+                meta["tokenizer"] = {"kind": "hf", "context_length": int(ids.shape[1]),
+                                     "pad_id": int(getattr(model.text.config, "pad_token_id", 0) or 0)}
+        (tmp / "encoder.json").write_text(json.dumps(meta, indent=1))
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(tmp, dest)
+        return dest
+    except Exception as e:  # export is an optimisation: never fail the caller
+        log.info("could not export query encoders for %s: %s", m.model_id, e)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return None

@@ -1,0 +1,60 @@
+"""ONNX query encoders: exported at index time, same vectors as torch, used by search without torch."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from imagegen import draw
+from PIL import Image
+
+from index.export import encoder_dir, export_query_encoders
+from search import Engine
+from search.fast_encoder import FastEncoder
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_index_run_exports_image_encoder_matching_torch(index_dir, tiny):
+    db, corpus = index_dir
+    folder = encoder_dir(tiny.model_id)
+    meta = json.loads((folder / "encoder.json").read_text())
+    assert meta["model_id"] == tiny.model_id and meta["image_size"] == 64
+    assert "tokenizer" not in meta  # open_clip's own tokenizer needs torch: text stays on torch
+    fast = FastEncoder.load(tiny.model_id)
+    imgs = [draw(i, (97 + 13 * i, 140)) for i in range(4)] + [Image.open(next(corpus.rglob("*.png"))).convert("RGB")]
+    assert np.allclose(fast.encode_images(imgs), tiny.encode_images(imgs), atol=2e-4)
+    assert FastEncoder.load("some-other#model") is None
+
+
+def test_engine_uses_fast_encoder_for_images(index_dir, tiny):
+    db, corpus = index_dir
+    probe = sorted(corpus.rglob("*.jpg"))[0]
+    with Engine.open(db) as eng:
+        res = eng.image(probe, k=1)
+        assert eng.fast is not None and eng._embedder is None  # no torch model was loaded
+    assert res[0].path == str(probe) and res[0].score > 0.999
+
+
+def test_export_is_idempotent_and_atomic(tiny):
+    d = export_query_encoders(tiny.m)
+    mtime = (d / "encoder.json").stat().st_mtime_ns
+    assert export_query_encoders(tiny.m) == d
+    assert (d / "encoder.json").stat().st_mtime_ns == mtime
+    assert not list(d.parent.glob("*.tmp"))
+
+
+def test_cli_image_search_runs_without_importing_torch(index_dir, tmp_path, session_cache):
+    db, corpus = index_dir
+    probe = sorted(corpus.rglob("*.png"))[0]
+    code = ("import sys, runpy; sys.argv = ['pixseek', 'search', '--image', %r, '--db', %r, '-k', '1'];"
+            "import pixseek.cli as c\ntry:\n    c.main()\nexcept SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')") % (str(probe), str(db))
+    env = {"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": str(session_cache), "PYTHONPATH": str(ROOT),
+           "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].endswith(str(probe)) and lines[-1] == "NO-TORCH", out.stdout
