@@ -9,6 +9,7 @@ The read side lives in ``search/fast_encoder.py``.
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -53,7 +54,7 @@ def export_query_encoders(m: LoadedModel, *, force: bool = False) -> Path | None
     tmp = dest.with_name(dest.name + f".{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model = m.model.float().eval().cpu()
+    model = copy.deepcopy(m.model).float().eval().cpu()  # tracing must not touch the live model
 
     class Text(torch.nn.Module):
         def __init__(self):
@@ -76,7 +77,10 @@ def export_query_encoders(m: LoadedModel, *, force: bool = False) -> Path | None
     meta.update(mean=list(pre.get("mean", (0.48145466, 0.4578275, 0.40821073))),
                 std=list(pre.get("std", (0.26862954, 0.26130258, 0.27577711))),
                 interpolation=pre.get("interpolation", "bicubic"), resize_mode=pre.get("resize_mode", "shortest"))
+    fastpath = torch.backends.mha.get_fastpath_enabled()
     try:
+        # nn.MultiheadAttention's inference fast path (_native_multi_head_attention) has no ONNX form
+        torch.backends.mha.set_fastpath_enabled(False)
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")
             x = torch.zeros(2, 3, m.image_size, m.image_size)
@@ -99,6 +103,8 @@ def export_query_encoders(m: LoadedModel, *, force: bool = False) -> Path | None
         os.replace(tmp, dest)
         return dest
     except Exception as e:  # export is an optimisation: never fail the caller
-        log.info("could not export query encoders for %s: %s", m.model_id, e)
+        log.info("could not export query encoders for %s: %s", m.model_id, str(e).splitlines()[0][:200])
         shutil.rmtree(tmp, ignore_errors=True)
         return None
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)

@@ -95,7 +95,7 @@ class Store:
             if create:
                 db.enable_wal()
             conn.execute("PRAGMA synchronous = NORMAL")
-            store._migrate(write=create)
+            store._migrate()
         except sqlite3.DatabaseError as e:
             raise StoreError(f"cannot open database {dd.db}: {e}",
                              hint="`pixseek doctor` can check it; a backup may be needed") from None
@@ -106,7 +106,7 @@ class Store:
             return []
         return [r[0] for r in self.conn.execute("SELECT name FROM migrations ORDER BY id")]
 
-    def _migrate(self, write: bool) -> None:
+    def _migrate(self) -> None:
         applied = self._applied()
         known = [name for name, _ in MIGRATIONS]
         unknown = [n for n in applied if n not in known]

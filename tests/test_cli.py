@@ -74,7 +74,7 @@ def test_stats_errors_models(runner, indexed, tiny):
     text = invoke(runner, "stats", "--db", db).stdout
     assert "images           12" in text and f"roots            {root} (12)" in text
     r = invoke(runner, "models")
-    assert r.exit_code == 0 and "* tiny-random" in r.stdout
+    assert r.exit_code == 0 and "* pixseek-emoji" in r.stdout and "  tiny-random" in r.stdout
 
 
 def test_rebuild_vectors(runner, indexed):
@@ -96,7 +96,7 @@ def test_rebuild_vectors(runner, indexed):
      "Error: nothing to index: give one or more folders or images (pixseek index ~/Pictures)"),
     (["index", "{tmp}/missing", "--db", "{db}"], "Error: no such file or folder: {tmp}/missing"),
     (["index", "{tmp}/pics", "--db", "{db}", "--model", "bogus"],
-     "Error: unknown model 'bogus': give a registry name (tiny-random), ARCH:TAG, ARCH:/path/to/checkpoint "
+     "Error: unknown model 'bogus': give a registry name (pixseek-emoji, tiny-random), ARCH:TAG, ARCH:/path/to/checkpoint "
      "or a checkpoint with a JSON config beside it"),
 ])
 def test_errors_are_one_line_with_exit_code_1(runner, indexed, tmp_path, args, message):

@@ -38,6 +38,14 @@ def test_engine_uses_fast_encoder_for_images(index_dir, tiny):
     assert res[0].path == str(probe) and res[0].score > 0.999
 
 
+def test_export_does_not_change_the_live_model(tiny):
+    img = [draw(3, (80, 80))]
+    before = tiny.encode_images(img), tiny.encode_texts(["a red square"])
+    export_query_encoders(tiny.m, force=True)
+    after = tiny.encode_images(img), tiny.encode_texts(["a red square"])
+    assert np.array_equal(before[0], after[0]) and np.array_equal(before[1], after[1])
+
+
 def test_export_is_idempotent_and_atomic(tiny):
     d = export_query_encoders(tiny.m)
     mtime = (d / "encoder.json").stat().st_mtime_ns

@@ -365,6 +365,7 @@ class Trainer:
         state = {k: (v.half() if v.is_floating_point() else v) for k, v in self._trainable_state(model).items()}
         tmp = weights.with_suffix(".tmp")
         save_file(state, str(tmp), metadata={"arch": self.cfg.arch, "format": "pt"})
+        os.chmod(tmp, 0o644)
         os.replace(tmp, weights)
         (self.out / f"{self.cfg.name}.json").write_text(json.dumps(self.arch_cfg, indent=2) + "\n")
         del torch
