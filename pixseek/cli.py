@@ -224,9 +224,11 @@ def datasets_fetch_cmd(name, dest, db, tarballs, as_json):
     rows = read_manifest(manifest)
     held = sum(1 for r in rows if r.split == "heldout")
     out = {"manifest": str(manifest), "images": len(rows), "heldout_images": held,
-           "concepts": len({r.concept for r in rows})}
+           "concepts": len({r.concept for r in rows}),
+           "heldout_concepts": len({r.concept for r in rows if r.split == "heldout"})}
     click.echo(json.dumps(out) if as_json else
-               f"{out['images']} images of {out['concepts']} concepts ({held} held out) -> {manifest}")
+               f"{out['images']} images of {out['concepts']} concepts; held out: {out['heldout_concepts']} "
+               f"concepts ({held} images) -> {manifest}")
 
 
 @cli.command("train")

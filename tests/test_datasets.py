@@ -108,3 +108,4 @@ def test_cli_fetch(tmp_path, tarballs):
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["images"] == 8 and out["concepts"] == 3
+    assert out["heldout_concepts"] == sum(concept_split(c) == "heldout" for c in ("1F436", "1F44B", "1F1EA-1F1EC"))
