@@ -34,8 +34,8 @@ def exported(model_id: str) -> bool:
 
 
 def _tokenizer_file(m: LoadedModel) -> Path | None:
-    name = getattr(m.tokenizer, "tokenizer", None)
-    path = getattr(getattr(name, "name_or_path", None), "__str__", lambda: None)()
+    """tokenizer.json of a Hugging Face tokenizer (open_clip's HFTokenizer keeps it as .tokenizer)."""
+    path = getattr(getattr(m.tokenizer, "tokenizer", None), "name_or_path", None)
     if path and (Path(path) / "tokenizer.json").is_file():
         return Path(path) / "tokenizer.json"
     return None

@@ -358,7 +358,6 @@ class Trainer:
 
     def export(self, model) -> Path:
         """fp16 safetensors of everything but a package-provided text transformer, config beside it."""
-        import torch
         from safetensors.torch import save_file
 
         weights = self.out / f"{self.cfg.name}.safetensors"
@@ -368,7 +367,6 @@ class Trainer:
         os.chmod(tmp, 0o644)
         os.replace(tmp, weights)
         (self.out / f"{self.cfg.name}.json").write_text(json.dumps(self.arch_cfg, indent=2) + "\n")
-        del torch
         return weights
 
 
