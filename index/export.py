@@ -56,21 +56,15 @@ def export_query_encoders(m: LoadedModel, *, force: bool = False) -> Path | None
     tmp.mkdir(parents=True)
     model = copy.deepcopy(m.model).float().eval().cpu()  # tracing must not touch the live model
 
-    class Text(torch.nn.Module):
-        def __init__(self):
+    class Encode(torch.nn.Module):
+        """One tower with L2-normalised output, as the torch path returns it."""
+
+        def __init__(self, method: str):
             super().__init__()
-            self.m = model
+            self.m, self.method = model, method
 
-        def forward(self, ids):
-            return torch.nn.functional.normalize(self.m.encode_text(ids), dim=-1)
-
-    class Image(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.m = model
-
-        def forward(self, pixels):
-            return torch.nn.functional.normalize(self.m.encode_image(pixels), dim=-1)
+        def forward(self, x):
+            return torch.nn.functional.normalize(getattr(self.m, self.method)(x), dim=-1)
 
     meta = {"format": FORMAT, "model_id": m.model_id, "dim": m.dim, "image_size": m.image_size}
     pre = getattr(model.visual, "preprocess_cfg", {})
@@ -84,14 +78,14 @@ def export_query_encoders(m: LoadedModel, *, force: bool = False) -> Path | None
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")
             x = torch.zeros(2, 3, m.image_size, m.image_size)
-            torch.onnx.export(Image(), (x,), str(tmp / "image.onnx"), input_names=["pixels"],
+            torch.onnx.export(Encode("encode_image"), (x,), str(tmp / "image.onnx"), input_names=["pixels"],
                               output_names=["embedding"], dynamic_axes={"pixels": {0: "batch"},
                                                                         "embedding": {0: "batch"}},
                               dynamo=False, opset_version=17)
             tok_file = _tokenizer_file(m)
             if tok_file is not None:
                 ids = m.tokenizer(["a photo", "two words here"])
-                torch.onnx.export(Text(), (ids,), str(tmp / "text.onnx"), input_names=["ids"],
+                torch.onnx.export(Encode("encode_text"), (ids,), str(tmp / "text.onnx"), input_names=["ids"],
                                   output_names=["embedding"], dynamic_axes={"ids": {0: "batch"},
                                                                             "embedding": {0: "batch"}},
                                   dynamo=False, opset_version=17)
