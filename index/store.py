@@ -60,6 +60,15 @@ class ImageRow:
 IMAGE_COLUMNS = "id, path, root, size, mtime_ns, hash, width, height, format, added_at, updated_at"
 
 
+# Paths equal to a root or inside it, as an index range scan: "root/" <= path < "root0" ('0' follows '/').
+_UNDER = "path = ? OR (path >= ? AND path < ?)"
+
+
+def _under(root: str) -> tuple[str, str, str]:
+    prefix = root.rstrip("/") + "/"
+    return root, prefix, prefix[:-1] + chr(ord("/") + 1)
+
+
 def vec_to_blob(v: np.ndarray) -> bytes:
     return np.ascontiguousarray(v, dtype="<f4").tobytes()
 
@@ -193,11 +202,8 @@ class Store:
 
     def rows_under(self, root: str) -> Iterator[tuple[int, str, int, int, str]]:
         """(id, path, size, mtime_ns, hash) of rows whose path lies under ``root`` (or is it)."""
-        prefix = root.rstrip("/") + "/"
-        hi = prefix[:-1] + chr(ord("/") + 1)
         yield from self.conn.execute(
-            "SELECT id, path, size, mtime_ns, hash FROM images WHERE path = ? OR (path >= ? AND path < ?)",
-            (root, prefix, hi))
+            f"SELECT id, path, size, mtime_ns, hash FROM images WHERE {_UNDER}", _under(root))
 
     def ids_by_hash(self, digest: str) -> list[int]:
         return [r[0] for r in self.conn.execute("SELECT id FROM images WHERE hash = ?", (digest,))]
@@ -299,11 +305,8 @@ class Store:
 
     def clear_errors_under(self, root: str, keep: set[str]) -> int:
         """Forget errors for files under ``root`` that the latest scan no longer saw."""
-        prefix = root.rstrip("/") + "/"
-        hi = prefix[:-1] + chr(ord("/") + 1)
-        stale = [r[0] for r in self.conn.execute(
-            "SELECT path FROM errors WHERE path = ? OR (path >= ? AND path < ?)", (root, prefix, hi))
-            if r[0] not in keep]
+        stale = [r[0] for r in self.conn.execute(f"SELECT path FROM errors WHERE {_UNDER}", _under(root))
+                 if r[0] not in keep]
         self.conn.executemany("DELETE FROM errors WHERE path = ?", ((p,) for p in stale))
         return len(stale)
 
