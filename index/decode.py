@@ -7,6 +7,7 @@ reduced-size JPEG decoding (``Image.draft``) when the model needs far fewer pixe
 from __future__ import annotations
 
 import io
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -49,6 +50,28 @@ class Decoded:
     width: int               # displayed size of the original (after EXIF orientation)
     height: int
     format: str              # 'JPEG', 'PNG', ... as Pillow identified the content
+    taken_at: float | None = None  # EXIF DateTimeOriginal (else DateTime) as a local-time epoch
+
+
+# EXIF tags: DateTimeOriginal lives in the Exif sub-IFD; DateTime (last change) in IFD0.
+_EXIF_IFD, _DATETIME_ORIGINAL, _DATETIME = 0x8769, 0x9003, 0x0132
+
+
+def _exif_date(img: Image.Image) -> float | None:
+    """The capture time from EXIF, or None (no EXIF, no date, or a malformed one)."""
+    try:
+        exif = img.getexif()
+        raw = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
+        if not raw:
+            return None
+        if isinstance(raw, bytes):
+            raw = raw.decode("ascii", "replace")
+        t = time.strptime(str(raw).strip().rstrip("\x00")[:19], "%Y:%m:%d %H:%M:%S")
+        if t.tm_year < 1826:  # before the first photograph: a placeholder like 0000:00:00
+            return None
+        return time.mktime(t)
+    except Exception:  # corrupt EXIF must never fail a decode
+        return None
 
 
 def _orientation(img: Image.Image) -> int:
@@ -80,16 +103,22 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 
 def decode_bytes(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None,
-                 name: str = "image") -> Decoded:
-    """Decode ``data``. ``min_side``: the model input size, lets JPEG decode at a reduced DCT scale."""
+                 name: str = "image", formats: tuple[str, ...] | None = None) -> Decoded:
+    """Decode ``data``. ``min_side``: the model input size, lets JPEG decode at a reduced DCT scale.
+
+    ``formats``: accept only these Pillow formats, identified from the content (not the file name).
+    """
     register_formats()
     if not data:
         raise ImageError("empty file (0 bytes)", stage="read")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=formats)
     except UnidentifiedImageError:
+        if formats:
+            raise ImageError("not a supported image: the content is none of "
+                             + ", ".join(formats), stage="decode") from None
         raise ImageError("not an image: the content is no format Pillow can read", stage="decode") from None
     except Exception as e:
         raise ImageError(f"cannot open image: {_one_line(e)}", stage="decode") from None
@@ -101,6 +130,7 @@ def decode_bytes(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side:
         raise ImageError(f"too many pixels: {w}x{h} = {w * h:,} > cap {max_pixels:,} "
                          f"(decompression bomb guard; raise it with --max-pixels)", stage="decode")
     orientation = _orientation(img)
+    taken_at = _exif_date(img)
     dw, dh = (h, w) if orientation in _TRANSPOSED else (w, h)
     try:
         with warnings.catch_warnings():
@@ -122,7 +152,7 @@ def decode_bytes(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side:
         raise ImageError(f"out of memory decoding {w}x{h} image", stage="decode") from None
     except Exception as e:
         raise ImageError(f"cannot decode {fmt}: {_one_line(e)}", stage="decode") from None
-    return Decoded(rgb, dw, dh, fmt)
+    return Decoded(rgb, dw, dh, fmt, taken_at)
 
 
 def _one_line(e: BaseException) -> str:

@@ -94,3 +94,9 @@ class QueryImageError(QueryError):
 
 class NotFoundError(PixseekError):
     """An image id that is not in the index."""
+
+
+# --- serving ------------------------------------------------------------------------------------
+
+class ServeError(PixseekError):
+    """The web UI cannot start (port in use, Streamlit missing)."""

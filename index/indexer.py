@@ -61,6 +61,7 @@ class Prepared:
     width: int | None = None
     height: int | None = None
     fmt: str | None = None
+    taken_at: float | None = None
     error: ImageError | None = None
 
 
@@ -232,7 +233,7 @@ class Indexer:
                 return p  # same content as a row we have: no decode needed
             try:
                 d = decode_bytes(data, max_pixels=self.max_pixels, min_side=min_side)
-                p.width, p.height, p.fmt = d.width, d.height, d.format
+                p.width, p.height, p.fmt, p.taken_at = d.width, d.height, d.format, d.taken_at
                 p.tensor = emb.preprocess(d.image)
             except ImageError as e:
                 p.error = e
@@ -324,7 +325,7 @@ class Indexer:
                 elif op.kind == "update":
                     store.update_image(op.image_id, size=e.size, mtime_ns=e.mtime_ns, digest=it.digest,
                                        width=it.width, height=it.height, fmt=it.fmt, model_id=emb.model_id,
-                                       blob=vec_to_blob(op.vector))
+                                       blob=vec_to_blob(op.vector), taken_at=it.taken_at)
                     removed.append(op.image_id)
                     add_ids.append(op.image_id)
                     add_vecs.append(op.vector)
@@ -338,7 +339,7 @@ class Indexer:
                         continue
                     rid = store.insert_image(path=e.path, root=e.root, size=e.size, mtime_ns=e.mtime_ns,
                                              digest=it.digest, width=it.width, height=it.height, fmt=it.fmt,
-                                             model_id=emb.model_id, blob=blob)
+                                             model_id=emb.model_id, blob=blob, taken_at=it.taken_at)
                     add_ids.append(rid)
                     add_vecs.append(vec)
                     s.added += 1

@@ -35,9 +35,16 @@ def _m001_initial(db) -> None:
     db["errors"].create_index(["path"], unique=True)
 
 
+def _m002_taken_at(db) -> None:
+    """Capture time from EXIF, for date filters (rows indexed before it fall back to the file time)."""
+    db["images"].add_column("taken_at", float)
+    db["images"].create_index(["format"])
+
+
 # Named migrations, applied in order. Append only: never edit or reorder a published one.
 MIGRATIONS: list[tuple[str, Callable]] = [
     ("m001_initial", _m001_initial),
+    ("m002_taken_at", _m002_taken_at),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -55,9 +62,15 @@ class ImageRow:
     format: str | None
     added_at: float
     updated_at: float
+    taken_at: float | None = None
+
+    @property
+    def date(self) -> float:
+        """When the picture was taken (EXIF) if known, else the file's modification time."""
+        return self.taken_at if self.taken_at is not None else self.mtime_ns / 1e9
 
 
-IMAGE_COLUMNS = "id, path, root, size, mtime_ns, hash, width, height, format, added_at, updated_at"
+IMAGE_COLUMNS = "id, path, root, size, mtime_ns, hash, width, height, format, added_at, updated_at, taken_at"
 
 
 # Paths equal to a root or inside it, as an index range scan: "root/" <= path < "root0" ('0' follows '/').
@@ -87,7 +100,9 @@ class Store:
 
     # --- opening ---------------------------------------------------------------------------------
     @classmethod
-    def open(cls, data_dir: DataDir | str | None = None, *, create: bool = False) -> "Store":
+    def open(cls, data_dir: DataDir | str | None = None, *, create: bool = False,
+             shared: bool = False) -> "Store":
+        """``shared``: the connection may be used from several threads (the caller serialises use)."""
         import sqlite_utils
 
         dd = data_dir if isinstance(data_dir, DataDir) else DataDir.resolve(data_dir)
@@ -97,7 +112,8 @@ class Store:
                                          hint="build one with: pixseek index PATH")
             dd.create()
         try:
-            conn = sqlite3.connect(str(dd.db), timeout=30, isolation_level=None)  # explicit transactions
+            conn = sqlite3.connect(str(dd.db), timeout=30, isolation_level=None,  # explicit transactions
+                                   check_same_thread=not shared)
             conn.execute("PRAGMA busy_timeout = 30000")
             db = sqlite_utils.Database(conn)
             store = cls(dd, db)
@@ -217,7 +233,7 @@ class Store:
         return row[0] if row else None
 
     def get(self, ids: Iterable[int]) -> dict[int, ImageRow]:
-        ids = list(ids)
+        ids = [int(i) for i in ids]
         out: dict[int, ImageRow] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
@@ -257,6 +273,41 @@ class Store:
     def error_count(self) -> int:
         return self.conn.execute("SELECT count(*) FROM errors").fetchone()[0]
 
+    def formats(self) -> list[tuple[str, int]]:
+        return list(self.conn.execute(
+            "SELECT format, count(*) FROM images WHERE format IS NOT NULL GROUP BY format ORDER BY format"))
+
+    def folders(self) -> list[str]:
+        """Every folder that holds indexed images, and each of its ancestors up to its root, sorted."""
+        out: set[str] = set()
+        for root, path in self.conn.execute("SELECT root, path FROM images"):
+            d = path.rsplit("/", 1)[0] if "/" in path else path
+            while d not in out:
+                out.add(d)
+                if len(d) <= len(root) or "/" not in d:
+                    break
+                d = d.rsplit("/", 1)[0] or "/"
+        return sorted(out)
+
+    def select_ids(self, where: str, params: Iterable) -> np.ndarray:
+        """Ids of images matching a WHERE clause built from fixed SQL and bound parameters."""
+        cur = self.conn.execute(f"SELECT id FROM images WHERE {where}", tuple(params))
+        return np.fromiter((r[0] for r in cur), dtype=np.int64)
+
+    def vectors_for(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) for the given ids that exist, in chunks of 500 per query."""
+        ids = [int(i) for i in ids]
+        got_ids, blobs = [], []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            q = f"SELECT id, vector FROM images WHERE id IN ({','.join('?' * len(chunk))})"
+            for r in self.conn.execute(q, chunk):
+                got_ids.append(r[0])
+                blobs.append(r[1])
+        dim = self.dim or 0
+        vecs = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim).astype(np.float32)
+        return np.asarray(got_ids, dtype=np.int64), vecs
+
     def roots(self) -> list[tuple[str, int]]:
         return list(self.conn.execute("SELECT root, count(*) FROM images GROUP BY root ORDER BY root"))
 
@@ -266,21 +317,21 @@ class Store:
         return _Batch(self)
 
     def insert_image(self, *, path, root, size, mtime_ns, digest, width, height, fmt, model_id,
-                     blob: bytes) -> int:
+                     blob: bytes, taken_at: float | None = None) -> int:
         now = time.time()
         cur = self.conn.execute(
             "INSERT INTO images(path, root, size, mtime_ns, hash, width, height, format, model_id, vector,"
-            " added_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
-            (path, root, size, mtime_ns, digest, width, height, fmt, model_id, blob, now, now))
+            " added_at, updated_at, taken_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (path, root, size, mtime_ns, digest, width, height, fmt, model_id, blob, now, now, taken_at))
         self.conn.execute("DELETE FROM errors WHERE path = ?", (path,))
         return int(cur.lastrowid)
 
     def update_image(self, image_id: int, *, size, mtime_ns, digest, width, height, fmt, model_id,
-                     blob: bytes) -> None:
+                     blob: bytes, taken_at: float | None = None) -> None:
         self.conn.execute(
             "UPDATE images SET size=?, mtime_ns=?, hash=?, width=?, height=?, format=?, model_id=?, vector=?,"
-            " updated_at=? WHERE id=?",
-            (size, mtime_ns, digest, width, height, fmt, model_id, blob, time.time(), image_id))
+            " updated_at=?, taken_at=? WHERE id=?",
+            (size, mtime_ns, digest, width, height, fmt, model_id, blob, time.time(), taken_at, image_id))
         self.conn.execute("DELETE FROM errors WHERE path = (SELECT path FROM images WHERE id = ?)", (image_id,))
 
     def move_image(self, image_id: int, *, path, root, size, mtime_ns) -> None:

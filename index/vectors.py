@@ -154,12 +154,20 @@ class VectorIndex:
                     log.info("vector search stays on CPU: %s", e)
         return self._gpu
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores[nq, k], ids[nq, k]); ids of -1 mean 'no result' (fewer than k vectors)."""
+    def search(self, queries: np.ndarray, k: int, *, ids: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores[nq, k], ids[nq, k]); ids of -1 mean 'no result' (fewer than k vectors).
+
+        ``ids``: search only among these row ids (a FAISS ``IDSelectorBatch``, applied inside the
+        search on the CPU index, since GPU indexes take no selector).
+        """
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         k = max(1, min(int(k), max(self.ntotal, 1)))
-        scores, ids = self._searcher().search(q, k)
-        return scores, ids
+        if ids is None:
+            return self._searcher().search(q, k)
+        faiss = _faiss()
+        sel = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
+        return self.index.search(q, k, params=faiss.SearchParameters(sel=sel))
 
     def reconstruct(self, image_id: int) -> np.ndarray:
         return self.index.reconstruct(int(image_id))

@@ -117,22 +117,31 @@ def index_cmd(paths, db, model, exclude, include_hidden, batch_size, workers, de
 @click.option("--min-score", type=float, default=None, help="Drop results below this cosine score.")
 @click.option("--model", "-m", default=None, help="Model spec (default: the one the index was built with).")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--in", "folder", default=None, metavar="FOLDER", help="Only images in FOLDER or below it.")
+@click.option("--type", "formats", multiple=True, metavar="FORMAT", help="Only this file type, e.g. JPEG (repeatable).")
+@click.option("--since", default=None, metavar="YYYY-MM-DD", help="Only images dated on or after (EXIF date, else file time).")
+@click.option("--until", default=None, metavar="YYYY-MM-DD", help="Only images dated on or before.")
+@click.option("--min-side", default=0, type=click.IntRange(0), help="Only images whose shorter side has this many pixels.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-def search_cmd(query, db, images, texts, negatives, similar, k, min_score, model, device, as_json):
+def search_cmd(query, db, images, texts, negatives, similar, k, min_score, model, device, folder, formats,
+               since, until, min_side, as_json):
     """Search by text (QUERY), by example image (--image), or both; weights as TEXT::0.5."""
     from index.errors import QueryError
     from search import Engine
+    from search.filters import Filter, parse_date
 
     text = " ".join(query).strip()
     all_texts = ([text] if text else []) + list(texts)
     if similar is None and not all_texts and not images:
         raise QueryError("empty query: give a text, --image PATH, or both",
                          hint='pixseek search "a red car at night"')
+    filt = Filter(folder=os.path.abspath(folder) if folder else None, formats=tuple(formats),
+                  date_from=parse_date(since), date_to=parse_date(until), min_side=min_side).validate()
     with Engine.open(db, model=model, device=device) as eng:
         if similar is not None:
-            results = eng.similar(similar, k, min_score=min_score)
+            results = eng.similar(similar, k, min_score=min_score, filter=filt)
         else:
-            results = eng.search(all_texts, images, negatives, k, min_score=min_score)
+            results = eng.search(all_texts, images, negatives, k, min_score=min_score, filter=filt)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results]))
         return
@@ -287,6 +296,20 @@ def eval_cmd(model, data, db, device, as_json):
     manifest = Path(data) if data else DataDir.resolve(db).root / "datasets" / "emoji" / "manifest.jsonl"
     r = evaluate(model, manifest, device=device)
     click.echo(json.dumps(r) if as_json else format_table(r))
+
+
+@cli.command("ui")
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to serve on; the default serves this machine only.")
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--max-upload-mb", default=20, show_default=True, type=click.IntRange(1, 1024),
+              help="Largest query picture accepted.")
+def ui_cmd(db, host, port, max_upload_mb):
+    """Open the search page in the browser (Streamlit)."""
+    from ui.launch import launch
+
+    launch(db, host=host, port=port, max_upload_mb=max_upload_mb)
 
 
 def main() -> None:

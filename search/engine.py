@@ -17,7 +17,12 @@ from index.paths import DataDir
 from index.store import Store
 from index.vectors import VectorIndex
 
+from .filters import Filter
 from .query import Term, build_terms, check_terms, combine
+
+# A filtered selection up to this size is scored exactly from the vectors in SQLite; a larger one is
+# searched through FAISS with an ID selector (falling back to exact if the index returns too few).
+EXACT_SELECTION = 20_000
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class Result:
     format: str | None
     size: int
     mtime: float
+    taken_at: float | None = None   # EXIF capture time, when the file had one
 
     @property
     def name(self) -> str:
@@ -59,10 +65,13 @@ class Engine:
 
     @classmethod
     def open(cls, db_dir=None, *, model: str | None = None, device: str | None = None, embedder=None,
-             max_pixels: int = DEFAULT_MAX_PIXELS) -> "Engine":
-        """Open the index in ``db_dir``. Raises IndexNotFoundError / EmptyIndexError / StoreError."""
+             max_pixels: int = DEFAULT_MAX_PIXELS, shared: bool = False) -> "Engine":
+        """Open the index in ``db_dir``. Raises IndexNotFoundError / EmptyIndexError / StoreError.
+
+        ``shared``: the engine will be used from several threads, one call at a time (the web UI).
+        """
         dd = db_dir if isinstance(db_dir, DataDir) else DataDir.resolve(db_dir)
-        store = Store.open(dd)
+        store = Store.open(dd, shared=shared)
         try:
             store.require_images()
             vectors = VectorIndex.open(store)
@@ -161,26 +170,42 @@ class Engine:
         return combine(vecs, weights)
 
     # --- searching --------------------------------------------------------------------------------
+    def _exact(self, q: np.ndarray, ids: np.ndarray, want: int) -> list[tuple[int, float]]:
+        got, vecs = self.store.vectors_for(ids)
+        if not len(got):
+            return []
+        scores = vecs @ np.asarray(q, dtype=np.float32).reshape(-1)
+        top = np.argsort(-scores, kind="stable")[:want]
+        return [(int(got[i]), float(scores[i])) for i in top]
+
+    def rank(self, q: np.ndarray, want: int, filter: Filter | None = None) -> list[tuple[int, float]]:
+        """The ``want`` best (id, score) pairs, among the images ``filter`` selects (all if None)."""
+        if filter is None or not filter.active:
+            scores, ids = self.vectors.search(q, want)
+            return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        where, params = filter.sql()
+        selected = self.store.select_ids(where, params)
+        if len(selected) <= EXACT_SELECTION:
+            return self._exact(q, selected, want)
+        scores, ids = self.vectors.search(q, want, ids=selected)
+        pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        if len(pairs) < min(want, len(selected)):  # an ANN index may miss under a tight selector
+            return self._exact(q, selected, want)
+        return pairs
+
     def search_vector(self, q: np.ndarray, k: int = 20, *, exclude: Iterable[int] = (),
-                      min_score: float | None = None, offset: int = 0) -> list[Result]:
+                      min_score: float | None = None, offset: int = 0,
+                      filter: Filter | None = None) -> list[Result]:
         if k < 1:
             raise QueryError("k must be at least 1")
+        if offset < 0:
+            raise QueryError("offset must be 0 or more")
         exclude = set(int(i) for i in exclude)
         want = offset + k + len(exclude)
-        scores, ids = self.vectors.search(q, want)
-        pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0 and int(i) not in exclude]
+        pairs = [(i, s) for i, s in self.rank(q, want, filter) if i not in exclude]
         if min_score is not None:
             pairs = [(i, s) for i, s in pairs if s >= min_score]
-        pairs = pairs[offset:offset + k]
-        rows = self.store.get(i for i, _ in pairs)
-        out = []
-        for i, s in pairs:
-            r = rows.get(i)
-            if r is None:  # deleted since the vectors were loaded
-                continue
-            out.append(Result(offset + len(out) + 1, i, r.path, s, r.width, r.height, r.format, r.size,
-                              r.mtime_ns / 1e9))
-        return out
+        return self.results(pairs[offset:offset + k], offset + 1)
 
     def query(self, terms: Sequence[Term], k: int = 20, **kw) -> list[Result]:
         return self.search_vector(self.encode_terms(terms), k, **kw)
@@ -202,6 +227,17 @@ class Engine:
     def search(self, texts=(), images=(), negatives=(), k: int = 20, **kw) -> list[Result]:
         """CLI-style entry: strings with optional ``::W`` weights."""
         return self.query(build_terms(texts, images, negatives), k, **kw)
+
+    def results(self, pairs: Sequence[tuple[int, float]], start_rank: int = 1) -> list[Result]:
+        """Results for ranked (id, score) pairs, skipping rows deleted since they were ranked."""
+        rows = self.store.get(i for i, _ in pairs)
+        out = []
+        for i, s in pairs:
+            r = rows.get(i)
+            if r is not None:
+                out.append(Result(start_rank + len(out), i, r.path, s, r.width, r.height, r.format, r.size,
+                                  r.mtime_ns / 1e9, r.taken_at))
+        return out
 
     def get(self, image_id: int):
         row = self.store.get([int(image_id)]).get(int(image_id))

@@ -1,0 +1,118 @@
+"""The thumbnail cache: small WebP copies of indexed images, made on first view, kept on disk.
+
+Thumbnails live in ``<data dir>/thumbs/<hash[:2]>/<hash>-<side>.webp``, keyed by content hash, so a
+moved or renamed file keeps its thumbnail and a changed file gets a new one. Files are written
+atomically; a truncated or unreadable thumbnail is detected (RIFF length check) and made again.
+Only rows of the index are ever read: callers pass an :class:`ImageRow`, never a path.
+"""
+from __future__ import annotations
+
+import io
+import os
+import struct
+from pathlib import Path
+
+from .decode import DEFAULT_MAX_PIXELS, open_image
+from .errors import ImageError
+from .paths import DataDir
+from .store import ImageRow
+
+THUMB_SIDE = 320          # longest side in pixels: sharp in a 4-5 column grid on a HiDPI screen
+VIEW_SIDE = 2048          # the "open" view: big enough to inspect, never the 50 MP original
+THUMB_DIR = "thumbs"
+
+
+def _valid_webp(data: bytes) -> bool:
+    """A complete RIFF/WEBP file: the header's length matches what is on disk."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return False
+    return struct.unpack("<I", data[4:8])[0] + 8 == len(data)
+
+
+class Thumbs:
+    def __init__(self, data_dir: DataDir, side: int = THUMB_SIDE, max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.root = data_dir.root / THUMB_DIR
+        self.side = int(side)
+        self.max_pixels = max_pixels
+
+    def path_for(self, digest: str) -> Path:
+        if not digest or not all(c in "0123456789abcdef" for c in digest):
+            raise ValueError(f"not a content hash: {digest!r}")
+        return self.root / digest[:2] / f"{digest}-{self.side}.webp"
+
+    def cached(self, row: ImageRow) -> bytes | None:
+        try:
+            data = self.path_for(row.hash).read_bytes()
+        except OSError:
+            return None
+        return data if _valid_webp(data) else None
+
+    def get(self, row: ImageRow) -> bytes:
+        """The thumbnail of ``row`` (WebP bytes), made and cached if missing or damaged.
+
+        Raises ImageError when the original can no longer be read (moved away, deleted, damaged).
+        """
+        data = self.cached(row)
+        if data is not None:
+            return data
+        data = self._render(row, self.side, "WEBP", quality=80, method=4)
+        if self._unchanged(row):  # never file a thumbnail of new content under the old hash
+            self._write(self.path_for(row.hash), data)
+        return data
+
+    def view(self, row: ImageRow, side: int = VIEW_SIDE) -> bytes:
+        """A JPEG of ``row`` no larger than ``side`` on its longest edge, for the full-image view."""
+        return self._render(row, side, "JPEG", quality=90)
+
+    def original(self, row: ImageRow) -> bytes:
+        """The original file's bytes (for download). Raises ImageError when it cannot be read."""
+        try:
+            with open(row.path, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise ImageError(f"cannot read {row.path}: {e.strerror or e}", stage="read") from None
+
+    # --- internals --------------------------------------------------------------------------------
+    def _unchanged(self, row: ImageRow) -> bool:
+        try:
+            st = os.stat(row.path)
+        except OSError:
+            return False
+        return (st.st_size, st.st_mtime_ns) == (row.size, row.mtime_ns)
+
+    def _render(self, row: ImageRow, side: int, fmt: str, **save) -> bytes:
+        d = open_image(row.path, max_pixels=self.max_pixels, min_side=side)
+        img = d.image
+        img.thumbnail((side, side))
+        buf = io.BytesIO()
+        img.save(buf, fmt, **save)
+        return buf.getvalue()
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        except OSError:  # a read-only or full disk: serve the thumbnail without caching it
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+    def check(self, rows) -> dict:
+        """Count present, missing and damaged thumbnails for ``rows`` (for ``pixseek doctor``)."""
+        out = {"ok": 0, "missing": 0, "damaged": 0}
+        for row in rows:
+            p = self.path_for(row.hash)
+            try:
+                data = p.read_bytes()
+            except FileNotFoundError:
+                out["missing"] += 1
+                continue
+            except OSError:
+                out["damaged"] += 1
+                continue
+            out["ok" if _valid_webp(data) else "damaged"] += 1
+        return out

@@ -1,0 +1,93 @@
+"""Metadata filters that narrow the candidates *before* ranking: folder, file type, date, size.
+
+A :class:`Filter` becomes a parameterised SQL ``WHERE`` clause; the matching row ids are then handed
+to the vector search (exact scoring of a small selection, or a FAISS ``IDSelector`` for a large one),
+so a filtered query still returns its k best matches instead of whatever survives a post-filter.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from dataclasses import dataclass
+
+from index.errors import QueryError
+from index.store import _UNDER, _under
+
+# The date a picture carries: its EXIF capture time when the indexer found one, else the file time.
+DATE_SQL = "COALESCE(taken_at, mtime_ns / 1e9)"
+
+
+def _day_start(d: dt.date) -> float:
+    return time.mktime(dt.datetime(d.year, d.month, d.day).timetuple())
+
+
+@dataclass(frozen=True)
+class Filter:
+    folder: str | None = None             # an absolute folder: images in it or below it
+    formats: tuple[str, ...] = ()         # Pillow format names ('JPEG', 'PNG', ...); empty = all
+    date_from: dt.date | None = None      # inclusive, local time
+    date_to: dt.date | None = None        # inclusive, local time (the whole day)
+    min_side: int = 0                     # the shorter side, in pixels
+
+    @property
+    def active(self) -> bool:
+        return bool(self.folder or self.formats or self.date_from or self.date_to or self.min_side > 0)
+
+    def validate(self) -> "Filter":
+        if self.folder is not None:
+            if "\x00" in self.folder:
+                raise QueryError("folder filter contains a NUL character")
+            if not os.path.isabs(self.folder):
+                raise QueryError(f"folder filter must be an absolute path, not {self.folder!r}")
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise QueryError(f"date range is empty: {self.date_from} is after {self.date_to}")
+        if self.min_side < 0:
+            raise QueryError("minimum size must be 0 or more pixels")
+        return self
+
+    def sql(self) -> tuple[str, list]:
+        """``(where, params)``; every value is a bound parameter, never pasted into the SQL."""
+        self.validate()
+        clauses: list[str] = []
+        params: list = []
+        if self.folder:
+            # normpath folds "a/../b" and trailing slashes, so the range test sees a clean prefix.
+            folder = os.path.normpath(self.folder)
+            clauses.append(f"({_UNDER})")
+            params += list(_under(folder))
+        if self.formats:
+            clauses.append(f"format IN ({','.join('?' * len(self.formats))})")
+            params += [str(f).upper() for f in self.formats]
+        if self.date_from:
+            clauses.append(f"{DATE_SQL} >= ?")
+            params.append(_day_start(self.date_from))
+        if self.date_to:
+            clauses.append(f"{DATE_SQL} < ?")
+            params.append(_day_start(self.date_to + dt.timedelta(days=1)))
+        if self.min_side > 0:
+            clauses.append("MIN(width, height) >= ?")
+            params.append(int(self.min_side))
+        return (" AND ".join(clauses) or "1"), params
+
+    def describe(self) -> str:
+        parts = []
+        if self.folder:
+            parts.append(f"in {self.folder}")
+        if self.formats:
+            parts.append("type " + "/".join(self.formats))
+        if self.date_from or self.date_to:
+            parts.append(f"dated {self.date_from or '…'} to {self.date_to or '…'}")
+        if self.min_side:
+            parts.append(f"at least {self.min_side} px")
+        return ", ".join(parts) or "no filter"
+
+
+def parse_date(text: str | None) -> dt.date | None:
+    """``YYYY-MM-DD`` -> date (for the CLI); raises QueryError with the expected form."""
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise QueryError(f"invalid date {text!r}: use YYYY-MM-DD") from None

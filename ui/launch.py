@@ -1,0 +1,77 @@
+"""``pixseek ui``: start Streamlit on the search page, bound to this machine unless told otherwise."""
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import socket
+import sys
+from pathlib import Path
+
+from index.errors import ServeError
+from index.paths import DataDir
+
+APP = Path(__file__).resolve().parent / "app.py"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail with one line, before Streamlit starts, when the address cannot be bound."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise ServeError(f"cannot serve on {host}: {e.strerror}") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise ServeError(f"port {port} on {host} is in use", hint="pick another with --port") from None
+            raise ServeError(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
+
+
+def command(db_dir: str, host: str, port: int, max_upload_mb: int) -> list[str]:
+    """The Streamlit command line: headless, no usage statistics, no file watcher, no static files."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(APP),
+        "--server.address", host,
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--server.fileWatcherType", "none",
+        "--server.runOnSave", "false",
+        "--server.enableStaticServing", "false",
+        "--server.maxUploadSize", str(max_upload_mb),
+        "--browser.gatherUsageStats", "false",
+        "--browser.serverAddress", host,
+        "--global.developmentMode", "false",
+        "--client.toolbarMode", "minimal",
+        "--", "--db", db_dir, "--max-upload-mb", str(max_upload_mb),
+    ]
+
+
+def launch(db: str | None, *, host: str = "127.0.0.1", port: int = 8501, max_upload_mb: int = 20) -> None:
+    try:
+        import streamlit  # noqa: F401
+    except ImportError:
+        raise ServeError("the web UI needs streamlit", hint="pip install streamlit") from None
+    check_port(host, port)
+    root = str(DataDir.resolve(db).root)
+    if not _is_loopback(host):
+        print(f"pixseek: serving on {host}: anyone who can reach this address can search {root}",
+              file=sys.stderr)
+    print(f"pixseek: search page for {root} at http://{host}:{port}  (Ctrl-C stops it)", file=sys.stderr)
+    os.environ["PIXSEEK_DB"] = root
+    argv = command(root, host, port, max_upload_mb)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)

@@ -1,0 +1,144 @@
+"""What the page needs from an index, shared by every browser session of one ``pixseek ui`` process.
+
+One :class:`Service` per data dir holds the open :class:`~search.engine.Engine` (model and vectors
+loaded once) behind a lock, since Streamlit runs each session's script in its own thread. Every page
+run calls :meth:`Service.sync`, which reopens the index if it appeared since and reloads the vectors
+when the indexer has changed them on disk. Images are served by row id only.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from index.errors import IndexNotFoundError, NotFoundError
+from index.paths import DataDir
+from index.thumbs import Thumbs
+from search.engine import Engine, Result
+from search.filters import Filter
+from search.query import combine
+from search.stats import collect
+from search.uploads import DEFAULT_MAX_UPLOAD_BYTES, read_upload
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """Everything that determines a query vector (and nothing that only changes the ranking)."""
+    text: str = ""
+    negative: str = ""
+    upload: bytes | None = field(default=None, repr=False)
+    upload_name: str = ""
+    image_weight: float = 0.5        # share of the picture when both text and picture are given
+    like_id: int | None = None       # "more like this": the stored vector of an indexed image
+
+    @property
+    def empty(self) -> bool:
+        return not self.text.strip() and self.upload is None and self.like_id is None
+
+    @property
+    def key(self) -> tuple:
+        digest = hash(self.upload) if self.upload is not None else None
+        return (self.text.strip(), self.negative.strip(), digest, round(self.image_weight, 3), self.like_id)
+
+
+class Service:
+    instances: dict[str, "Service"] = {}
+
+    def __init__(self, db_dir: str | None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES):
+        self.data_dir = DataDir.resolve(db_dir)
+        self.max_upload_bytes = max_upload_bytes
+        self.lock = threading.RLock()
+        self.engine: Engine | None = None
+        self.thumbs = Thumbs(self.data_dir)
+        self.encodes = 0                  # query vectors computed (a test checks paging re-uses them)
+        self.reloads = 0                  # times the vectors were reloaded after the indexer ran
+        self._choices: tuple[int, list[str], list[str]] | None = None
+        Service.instances[str(self.data_dir.root)] = self
+
+    # --- the index ------------------------------------------------------------------------------
+    def sync(self) -> Engine:
+        """The engine, opened if the index has appeared, reloaded if the indexer changed it.
+
+        Raises IndexNotFoundError / EmptyIndexError / StoreError for the page's empty states.
+        """
+        with self.lock:
+            if self.engine is None:
+                if not self.data_dir.exists():
+                    raise IndexNotFoundError(f"no pixseek index in {self.data_dir.root}")
+                self.engine = Engine.open(self.data_dir, shared=True)
+            elif self.engine.refresh():
+                self.reloads += 1
+            return self.engine
+
+    def facts(self) -> dict:
+        return collect(self.data_dir)
+
+    def errors(self, limit: int = 500) -> list[dict]:
+        with self.lock:
+            return self.sync().store.errors(limit)
+
+    def choices(self) -> tuple[list[str], list[str]]:
+        """(folders, formats) for the filter widgets, recomputed when the index changes."""
+        with self.lock:
+            eng = self.sync()
+            gen = eng.store.generation
+            if self._choices is None or self._choices[0] != gen:
+                formats = [f for f, _ in eng.store.formats()]
+                self._choices = (gen, eng.store.folders(), formats)
+            return self._choices[1], self._choices[2]
+
+    # --- queries --------------------------------------------------------------------------------
+    def encode(self, spec: QuerySpec) -> np.ndarray:
+        """The query vector for ``spec``. Raises QueryError / QueryImageError / NotFoundError."""
+        with self.lock:
+            eng = self.sync()
+            if spec.like_id is not None:
+                v = eng.store.vector(int(spec.like_id))
+                if v is None:
+                    raise NotFoundError(f"image {spec.like_id} is no longer in the index")
+                vecs, weights = [v], [1.0]
+            else:
+                vecs, weights = [], []
+                text = spec.text.strip()
+                if spec.upload is not None:
+                    decoded = read_upload(spec.upload, spec.upload_name or "the upload",
+                                          max_bytes=self.max_upload_bytes, max_pixels=eng.max_pixels)
+                    vecs.append(eng.encode_image(decoded.image))
+                    weights.append(spec.image_weight if text else 1.0)
+                if text:
+                    vecs.append(eng.encode_text(text))
+                    weights.append(1.0 - spec.image_weight if spec.upload is not None else 1.0)
+            if spec.negative.strip():
+                vecs.append(eng.encode_text(spec.negative.strip()))
+                weights.append(-1.0)  # as `pixseek search --not`
+            self.encodes += 1
+            return combine(vecs, weights)
+
+    def search(self, q: np.ndarray, k: int, *, filter: Filter | None = None, min_score: float | None = None,
+               exclude: tuple[int, ...] = ()) -> tuple[list[Result], float]:
+        """(results, seconds) for a query vector; no encoding happens here."""
+        t0 = time.perf_counter()
+        with self.lock:
+            res = self.sync().search_vector(q, k, filter=filter, min_score=min_score, exclude=exclude)
+        return res, time.perf_counter() - t0
+
+    def selection_size(self, filter: Filter) -> int:
+        with self.lock:
+            where, params = filter.sql()
+            return len(self.sync().store.select_ids(where, params))
+
+    # --- pictures, by id only -------------------------------------------------------------------
+    def row(self, image_id: int):
+        with self.lock:
+            return self.sync().get(int(image_id))
+
+    def thumbnail(self, image_id: int) -> bytes:
+        return self.thumbs.get(self.row(image_id))
+
+    def view(self, image_id: int) -> bytes:
+        return self.thumbs.view(self.row(image_id))
+
+    def original(self, image_id: int) -> bytes:
+        return self.thumbs.original(self.row(image_id))
