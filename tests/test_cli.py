@@ -50,7 +50,8 @@ def test_search_text_image_and_json(runner, indexed):
     r = invoke(runner, "search", "--image", probe, "--db", db, "-k", "2", "--json")
     res = json.loads(r.stdout)
     assert r.exit_code == 0 and res[0]["path"] == str(probe) and res[0]["score"] == pytest.approx(1, abs=1e-4)
-    assert set(res[0]) == {"rank", "id", "path", "score", "width", "height", "format", "size", "mtime"}
+    assert set(res[0]) == {"rank", "id", "path", "score", "width", "height", "format", "size", "mtime",
+                           "taken_at"}
     r = invoke(runner, "search", "--image", f"{probe}::0.8", "--text", "at night::0.2", "--not", "blurry",
                "--db", db, "-k", "2")
     assert r.exit_code == 0 and len(r.stdout.splitlines()) == 2
@@ -92,6 +93,10 @@ def test_rebuild_vectors(runner, indexed):
     (["search", "--image", "{tmp}/nope.png", "--db", "{db}"],
      "Error: cannot read query image {tmp}/nope.png: cannot read: No such file or directory"),
     (["search", "--similar", "999", "--db", "{db}"], "Error: no image with id 999 in the index"),
+    (["search", "x", "--since", "2020-02-30", "--db", "{db}"],
+     "Error: invalid date '2020-02-30': use YYYY-MM-DD"),
+    (["search", "x", "--since", "2021-01-01", "--until", "2020-01-01", "--db", "{db}"],
+     "Error: date range is empty: 2021-01-01 is after 2020-01-01"),
     (["index", "--db", "{db}"],
      "Error: nothing to index: give one or more folders or images (pixseek index ~/Pictures)"),
     (["index", "{tmp}/missing", "--db", "{db}"], "Error: no such file or folder: {tmp}/missing"),
@@ -122,3 +127,26 @@ def test_db_from_environment(runner, indexed, monkeypatch):
     monkeypatch.setenv("PIXSEEK_DB", str(db))
     r = invoke(runner, "search", "a", "-k", "1", "--json")
     assert r.exit_code == 0 and len(json.loads(r.stdout)) == 1
+
+
+def test_search_filters(runner, indexed):
+    db, root, _ = indexed
+    r = invoke(runner, "search", "shape", "--in", root / "set1", "--json", "--db", db)
+    got = json.loads(r.stdout)
+    assert len(got) == 4 and all(x["path"].startswith(str(root / "set1") + "/") for x in got)
+    r = invoke(runner, "search", "shape", "--type", "png", "--type", "WEBP", "--json", "--db", db)
+    assert sorted({x["format"] for x in json.loads(r.stdout)}) == ["PNG", "WEBP"]
+    r = invoke(runner, "search", "shape", "--since", "1990-01-01", "--until", "1990-12-31", "--db", db)
+    assert r.exit_code == 0 and r.stdout == "no good match\n"
+
+
+def test_ui_refuses_a_busy_port(runner, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = invoke(runner, "ui", "--db", tmp_path / "db", "--port", port)
+    assert r.exit_code == 1
+    assert r.stderr == f"Error: port {port} on 127.0.0.1 is in use (pick another with --port)\n"

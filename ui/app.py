@@ -156,7 +156,7 @@ def _like_banner(svc: Service, image_id: int) -> None:
     box = st.container(border=True)
     c1, c2, c3 = box.columns([1, 6, 2], vertical_alignment="center")
     try:
-        c1.image(svc.thumbnail(image_id), width=72)
+        c1.image(svc.thumbnail(image_id), width=72, alt="query picture")
     except ImageError:
         pass
     c2.markdown(f"More like **{os.path.basename(row.path)}**  \n`{os.path.dirname(row.path)}`")
@@ -175,7 +175,7 @@ def _detail(svc: Service, image_id: int) -> None:
     head, close = box.columns([8, 1])
     head.subheader(os.path.basename(row.path))
     close.button("Close", key="close-detail", on_click=_open, args=(None,))
-    box.image(view, width="stretch")
+    box.image(view, width="stretch", alt="full view")
     when = dt.datetime.fromtimestamp(row.date).strftime("%Y-%m-%d %H:%M")
     box.markdown(f"`{row.path}`  \n{row.width}×{row.height} {row.format} · {row.size / 1024:,.0f} KiB · "
                  f"{'taken' if row.taken_at else 'modified'} {when}")
@@ -197,9 +197,9 @@ def _grid(svc: Service, results) -> None:
                     st.warning(f"{r.name}: {e.message}")
                 st.markdown(f"**{r.score:.3f}** · {r.name}")
                 st.caption(r.folder)
-                b1, b2 = st.columns(2)
-                b1.button("More like this", key=f"like-{r.id}", on_click=_more_like, args=(r.id,))
-                b2.button("Open", key=f"open-{r.id}", on_click=_open, args=(r.id,))
+                st.button("More like this", key=f"like-{r.id}", on_click=_more_like, args=(r.id,),
+                          width="stretch")
+                st.button("Open", key=f"open-{r.id}", on_click=_open, args=(r.id,), width="stretch")
 
 
 def _results(svc: Service, spec: QuerySpec, filt: Filter, page_size: int, min_score: float | None) -> None:
