@@ -2,7 +2,8 @@
 
 Handles: EXIF orientation, first frame of animations, alpha composed onto white, palette/16-bit/CMYK
 modes, a pixel cap checked from the header before any pixel is decoded (decompression bombs), and
-reduced-size JPEG decoding (``Image.draft``) when the model needs far fewer pixels than the file has.
+reduced-size decoding when the model needs far fewer pixels than the file has (``Image.draft`` for
+JPEG, a box ``reduce`` for other formats).
 """
 from __future__ import annotations
 
@@ -146,6 +147,12 @@ def decode_bytes(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side:
                 except Exception:
                     pass  # corrupt EXIF block: keep the stored orientation
             rgb = _to_rgb(img)
+            if min_side and fmt != "JPEG":
+                # What draft() does for JPEG, for other formats: a cheap box reduction that keeps at
+                # least twice the model's input size for the exact (antialiased) resize after it.
+                factor = min(rgb.size) // (2 * min_side)
+                if factor >= 2:
+                    rgb = rgb.reduce(factor)
     except ImageError:
         raise
     except MemoryError:

@@ -7,20 +7,21 @@ committed one batch per transaction, so a killed run resumes where it stopped.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
+import queue
+import threading
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 
-from .decode import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, decode_bytes
+from .decode import DEFAULT_MAX_PIXELS
 from .embed import Embedder
-from .errors import ImageError, IndexLockedError
+from .errors import IndexLockedError
 from .paths import DataDir
+from .pipeline import Job, Prepared, prepared_batches
 from .scan import FileEntry, ScanError, normalize_roots, scan
 from .store import Store, vec_to_blob
 from .vectors import VectorIndex
@@ -54,24 +55,28 @@ class Summary:
 
 
 @dataclass
-class Prepared:
-    entry: FileEntry
-    digest: str | None = None
-    tensor: object = None
-    width: int | None = None
-    height: int | None = None
-    fmt: str | None = None
-    taken_at: float | None = None
-    error: ImageError | None = None
-
-
-@dataclass
 class _Op:
     kind: str                   # 'add' | 'update' | 'move' | 'touch' | 'error'
     item: Prepared
     image_id: int | None = None
     needs_vector: bool = False
     vector: np.ndarray | None = field(default=None, repr=False)
+
+
+_HELD_LOCKS: set[int] = set()
+
+
+def _drop_locks_in_child() -> None:
+    # A forked decode worker must not keep the data-dir lock alive after the indexer is killed.
+    for fd in list(_HELD_LOCKS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_drop_locks_in_child)
 
 
 class DirLock:
@@ -93,28 +98,65 @@ class DirLock:
                                    f"wait for it to finish") from None
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+        _HELD_LOCKS.add(self.fd)
         return self
 
     def __exit__(self, *exc) -> None:
         if self.fd is not None:
+            _HELD_LOCKS.discard(self.fd)
             os.close(self.fd)
             self.fd = None
 
 
-def _ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator:
-    """Map ``fn`` over ``items`` with a thread pool, in order, keeping a bounded number in flight."""
-    if workers <= 1:
-        yield from map(fn, items)
-        return
-    ahead = workers * 4
-    with ThreadPoolExecutor(workers, thread_name_prefix="pixseek-decode") as pool:
-        pending = []
-        for it in items:
-            pending.append(pool.submit(fn, it))
-            if len(pending) >= ahead:
-                yield pending.pop(0).result()
-        for fut in pending:
-            yield fut.result()
+class _Writer(threading.Thread):
+    """Applies batches of ops to SQLite and the FAISS cache on its own connection, while the model
+    embeds the next batch. At most ``depth`` batches wait; an error stops it and is re-raised to the
+    indexer on its next ``put`` or on ``finish``."""
+
+    def __init__(self, indexer: "Indexer", vi: VectorIndex, model_id: str, s: "Summary", depth: int = 2):
+        super().__init__(name="pixseek-writer", daemon=True)
+        self.indexer, self.vi, self.model_id, self.s = indexer, vi, model_id, s
+        self.q: queue.Queue = queue.Queue(depth)
+        self.error: BaseException | None = None
+        self.done = 0
+
+    def run(self) -> None:
+        store = Store.open(self.indexer.data_dir)
+        try:
+            while True:
+                ops = self.q.get()
+                if ops is None:
+                    return
+                if self.error is None:
+                    try:
+                        self.indexer._write(store, self.vi, self.model_id, ops, self.s)
+                        self.done += len(ops)
+                    except BaseException as e:  # noqa: BLE001 - handed to the indexer thread
+                        self.error = e
+        finally:
+            store.close()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def put(self, ops: list) -> None:
+        self._raise()
+        while True:
+            try:
+                self.q.put(ops, timeout=0.5)
+                return
+            except queue.Full:
+                self._raise()
+                if not self.is_alive():
+                    raise RuntimeError("the database writer stopped")
+
+    def finish(self) -> None:
+        """Wait for every queued batch to be committed (or dropped after an error), then stop."""
+        if self.is_alive():
+            self.q.put(None)
+            self.join()
+        self._raise()
 
 
 class Indexer:
@@ -184,7 +226,7 @@ class Indexer:
             for rid, path, size, mtime_ns, digest in store.rows_under(root):
                 existing[path] = (rid, size, mtime_ns, digest)
 
-        work: list[tuple[FileEntry, int | None, str | None]] = []
+        work: list[Job] = []
         for path in sorted(listing):
             e = listing[path]
             old = existing.get(path)
@@ -192,11 +234,11 @@ class Indexer:
                 if (old[1], old[2]) == (e.size, e.mtime_ns):
                     s.unchanged += 1
                 else:
-                    work.append((e, old[0], old[3]))
+                    work.append(Job(e, old[0], old[3]))
             elif store.error_for(path) == (e.size, e.mtime_ns):
                 s.known_failures += 1
             else:
-                work.append((e, None, None))
+                work.append(Job(e, None, None))
 
         vanished_by_hash: dict[str, list[int]] = defaultdict(list)
         for path, (rid, _, _, digest) in existing.items():
@@ -210,58 +252,9 @@ class Indexer:
             s.failed += len(scan_errors)
 
         emb = self._embedder_for(store) if work else None
-        min_side = emb.image_size if emb else None
         t_work = time.perf_counter()
-
-        def prepare(job: tuple[FileEntry, int | None, str | None]) -> Prepared:
-            entry, old_id, old_hash = job
-            p = Prepared(entry)
-            try:
-                with open(entry.path, "rb") as f:
-                    data = f.read(DEFAULT_MAX_FILE_BYTES + 1)
-            except FileNotFoundError:
-                p.error = ImageError("file vanished during indexing", stage="read")
-                return p
-            except OSError as e:
-                p.error = ImageError(f"cannot read: {e.strerror or e}", stage="read")
-                return p
-            if len(data) > DEFAULT_MAX_FILE_BYTES:
-                p.error = ImageError(f"file larger than {DEFAULT_MAX_FILE_BYTES >> 20} MiB", stage="read")
-                return p
-            p.digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-            if p.digest == old_hash or (old_id is None and p.digest in vanished_by_hash):
-                return p  # same content as a row we have: no decode needed
-            try:
-                d = decode_bytes(data, max_pixels=self.max_pixels, min_side=min_side)
-                p.width, p.height, p.fmt, p.taken_at = d.width, d.height, d.format, d.taken_at
-                p.tensor = emb.preprocess(d.image)
-            except ImageError as e:
-                p.error = e
-            except Exception as e:  # a decoder bug must not stop the run
-                p.error = ImageError(f"cannot decode: {type(e).__name__}: {str(e)[:200]}")
-            return p
-
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(work), unit="img", desc="indexing", disable=not self.progress or not work,
-                   dynamic_ncols=True, leave=False)
-        ops: list[_Op] = []
-        n_vec = 0
-        try:
-            for job, prep in zip(work, _ordered_map(prepare, work, self.workers)):
-                op = self._classify(store, job, prep, vanished_by_hash)
-                ops.append(op)
-                n_vec += op.needs_vector
-                if n_vec >= self.batch_size or len(ops) >= 4 * self.batch_size:
-                    self._flush(store, vi, emb, ops, s)
-                    bar.update(len(ops))
-                    bar.set_postfix(added=s.added, failed=s.failed, refresh=False)
-                    ops, n_vec = [], 0
-            if ops:
-                self._flush(store, vi, emb, ops, s)
-                bar.update(len(ops))
-        finally:
-            bar.close()
+        if work:
+            self._embed_all(store, vi, emb, work, vanished_by_hash, s)
 
         gone = [rid for ids in vanished_by_hash.values() for rid in ids]
         with store.batch() as b:
@@ -283,32 +276,61 @@ class Indexer:
         s.seconds = time.perf_counter() - t0
         return s
 
-    def _classify(self, store: Store, job, prep: Prepared, vanished_by_hash) -> _Op:
-        entry, old_id, old_hash = job
+    def _embed_all(self, store: Store, vi: VectorIndex, emb: Embedder, work: list[Job],
+                   vanished_by_hash: dict[str, list[int]], s: Summary) -> None:
+        """Workers decode, the model embeds, the writer thread commits: all three at once."""
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(work), unit="img", desc="indexing", disable=not self.progress,
+                   dynamic_ncols=True, leave=False)
+        batches = prepared_batches(
+            work, preprocess=emb.preprocess, min_side=emb.image_size, max_pixels=self.max_pixels,
+            known_hashes=frozenset(vanished_by_hash), batch_size=self.batch_size, workers=self.workers,
+            pin_memory=emb.device.startswith("cuda"))
+        writer = _Writer(self, vi, emb.model_id, s)
+        writer.start()
+        pos = 0
+        try:
+            for preps, tensors in batches:
+                jobs = work[pos:pos + len(preps)]
+                pos += len(preps)
+                ops = [self._classify(store, job, prep, vanished_by_hash) for job, prep in zip(jobs, preps)]
+                if tensors is not None:
+                    vecs = emb.encode_tensors(tensors)
+                    with_tensor = [op for op in ops if op.item.has_tensor]
+                    for op, v in zip(with_tensor, vecs):
+                        if op.needs_vector:
+                            op.vector = v
+                            s.embedded += 1
+                writer.put(ops)
+                bar.update(len(ops))
+                bar.set_postfix(added=s.added, failed=s.failed, refresh=False)
+            writer.finish()
+        finally:
+            batches.close()
+            if writer.is_alive():  # an interrupt or error: commit what is queued, then stop
+                writer.q.put(None)
+                writer.join()
+            bar.close()
+
+    def _classify(self, store: Store, job: Job, prep: Prepared, vanished_by_hash) -> _Op:
         if prep.error is not None:
             return _Op("error", prep)
-        if old_id is not None:
-            if prep.digest == old_hash:
-                return _Op("touch", prep, old_id)
-            return _Op("update", prep, old_id, needs_vector=True)
+        if job.old_id is not None:
+            if prep.digest == job.old_hash:
+                return _Op("touch", prep, job.old_id)
+            return _Op("update", prep, job.old_id, needs_vector=True)
         if vanished_by_hash.get(prep.digest):
             rid = vanished_by_hash[prep.digest].pop()
             if not vanished_by_hash[prep.digest]:
                 del vanished_by_hash[prep.digest]
             return _Op("move", prep, rid)
-        if prep.tensor is not None and store.ids_by_hash(prep.digest):
+        if prep.has_tensor and store.ids_by_hash(prep.digest):
             return _Op("add", prep)  # an identical copy is indexed already: reuse its vector
-        return _Op("add", prep, needs_vector=prep.tensor is not None)
+        return _Op("add", prep, needs_vector=prep.has_tensor)
 
-    def _flush(self, store: Store, vi: VectorIndex, emb: Embedder, ops: list[_Op], s: Summary) -> None:
-        import torch
-
-        to_embed = [op for op in ops if op.needs_vector]
-        if to_embed:
-            vecs = emb.encode_tensors(torch.stack([op.item.tensor for op in to_embed]))
-            for op, v in zip(to_embed, vecs):
-                op.vector = v
-            s.embedded += len(to_embed)
+    def _write(self, store: Store, vi: VectorIndex, model_id: str, ops: list[_Op], s: Summary) -> None:
+        """Commit one batch of ops in one transaction, then mirror it in the FAISS cache."""
         add_ids, add_vecs, removed = [], [], []
         with store.batch() as b:
             for op in ops:
@@ -324,7 +346,7 @@ class Indexer:
                     s.moved += 1
                 elif op.kind == "update":
                     store.update_image(op.image_id, size=e.size, mtime_ns=e.mtime_ns, digest=it.digest,
-                                       width=it.width, height=it.height, fmt=it.fmt, model_id=emb.model_id,
+                                       width=it.width, height=it.height, fmt=it.fmt, model_id=model_id,
                                        blob=vec_to_blob(op.vector), taken_at=it.taken_at)
                     removed.append(op.image_id)
                     add_ids.append(op.image_id)
@@ -339,7 +361,7 @@ class Indexer:
                         continue
                     rid = store.insert_image(path=e.path, root=e.root, size=e.size, mtime_ns=e.mtime_ns,
                                              digest=it.digest, width=it.width, height=it.height, fmt=it.fmt,
-                                             model_id=emb.model_id, blob=blob, taken_at=it.taken_at)
+                                             model_id=model_id, blob=blob, taken_at=it.taken_at)
                     add_ids.append(rid)
                     add_vecs.append(vec)
                     s.added += 1

@@ -184,7 +184,7 @@ def make_bad_corpus(root):
 def test_every_bad_input_is_recorded_and_good_files_indexed(tmp_path, tiny, db, monkeypatch):
     root = tmp_path / "bad"
     make_bad_corpus(root)
-    import index.indexer as ixmod
+    import index.pipeline as ixmod
 
     real_open = open
 
