@@ -13,18 +13,21 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
 from .decode import DEFAULT_MAX_PIXELS
 from .embed import Embedder
-from .errors import IndexLockedError
+from .errors import IndexLockedError, VectorIndexError
 from .paths import DataDir
 from .pipeline import Job, Prepared, prepared_batches
 from .scan import FileEntry, ScanError, normalize_roots, scan
 from .store import Store, vec_to_blob
-from .vectors import VectorIndex
+from .vectors import TUNING_QUERIES_FILE, VectorIndex
+
+PROMPTS = Path(__file__).resolve().parent / "prompts.txt"
 
 
 @dataclass
@@ -163,13 +166,18 @@ class Indexer:
     def __init__(self, db_dir=None, *, model: str | None = None, embedder: Embedder | None = None,
                  device: str | None = None, batch_size: int = 64, workers: int | None = None,
                  exclude: Iterable[str] = (), include_hidden: bool = False,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False, export_encoders: bool = True):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False, export_encoders: bool = True,
+                 index_type: str | None = None):
+        """``index_type``: "auto" (by corpus size and memory) or a FAISS factory string; kept by the
+        index for later runs. ``workers``: decode processes (default: all cores but one for the
+        model on CPU, all cores with a GPU model)."""
         self.data_dir = db_dir if isinstance(db_dir, DataDir) else DataDir.resolve(db_dir)
+        self.index_type = index_type
         self.model_spec = model
         self.embedder = embedder
         self.device = device
         self.batch_size = max(1, int(batch_size))
-        self.workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+        self.workers = workers
         self.exclude = list(exclude)
         self.include_hidden = include_hidden
         self.max_pixels = max_pixels
@@ -190,6 +198,7 @@ class Indexer:
         with DirLock(self.data_dir):
             store = Store.open(self.data_dir)
             try:
+                self._apply_index_type(store, store.dim)
                 return VectorIndex.open(store, rebuild=True)
             finally:
                 store.close()
@@ -210,6 +219,7 @@ class Indexer:
         # An explicit, different --model is checked up front so a mismatch is refused at once.
         if store.model_spec is None or (self.model_spec and self.model_spec != store.model_spec):
             self._embedder_for(store)
+        self._apply_index_type(store, store.dim)
         vi = VectorIndex.open(store)
         s = Summary()
 
@@ -266,6 +276,10 @@ class Indexer:
         vi.remove(gone)
         s.removed = len(gone)
         vi.generation = store.generation
+        if emb is not None:
+            self._save_tuning_queries(store, emb)
+        if vi.stale_for(store):  # the corpus outgrew the index type or its tuning: rebuild and tune
+            vi = VectorIndex.build(store)
         vi.save(store)
         s.total = store.count()
         s.work_seconds = time.perf_counter() - t_work
@@ -276,6 +290,45 @@ class Indexer:
         s.seconds = time.perf_counter() - t0
         return s
 
+    def _apply_index_type(self, store: Store, dim: int | None) -> None:
+        """Check ``--index-type`` before any work (a bad one must not fail a long run at the end)."""
+        if not self.index_type:
+            return
+        kind = self.index_type.strip()
+        if kind.lower() != "auto":
+            import faiss
+
+            from .ann import normalise_factory
+
+            try:
+                faiss.index_factory(dim or 256, normalise_factory(kind), faiss.METRIC_INNER_PRODUCT)
+            except Exception as e:
+                raise VectorIndexError(f"invalid --index-type {kind!r}: {str(e).splitlines()[0][:160]}",
+                                       hint="use auto, Flat, HNSW32, IVF4096,Flat, IVF4096,SQ8 or IVF4096,PQ32") from None
+        else:
+            kind = "auto"
+        if store.meta("index_type", "auto") != kind:
+            store.set_meta(index_type=kind)
+
+    def _workers(self, emb: Embedder) -> int:
+        if self.workers is not None:
+            return self.workers
+        cores = os.cpu_count() or 1
+        return min(16, cores if emb.device.startswith("cuda") else max(1, cores - 1))
+
+    def _save_tuning_queries(self, store: Store, emb: Embedder) -> None:
+        """The model's vectors for index/prompts.txt: held-out text queries for tuning ANN search."""
+        path = store.data_dir.root / TUNING_QUERIES_FILE
+        if path.exists():
+            return
+        prompts = [ln.strip() for ln in PROMPTS.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
+        try:
+            np.save(tmp, emb.encode_texts(prompts))
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+
     def _embed_all(self, store: Store, vi: VectorIndex, emb: Embedder, work: list[Job],
                    vanished_by_hash: dict[str, list[int]], s: Summary) -> None:
         """Workers decode, the model embeds, the writer thread commits: all three at once."""
@@ -285,7 +338,7 @@ class Indexer:
                    dynamic_ncols=True, leave=False)
         batches = prepared_batches(
             work, preprocess=emb.preprocess, min_side=emb.image_size, max_pixels=self.max_pixels,
-            known_hashes=frozenset(vanished_by_hash), batch_size=self.batch_size, workers=self.workers,
+            known_hashes=frozenset(vanished_by_hash), batch_size=self.batch_size, workers=self._workers(emb),
             pin_memory=emb.device.startswith("cuda"))
         writer = _Writer(self, vi, emb.model_id, s)
         writer.start()

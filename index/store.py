@@ -260,6 +260,14 @@ class Store:
             yield ids, vecs.astype(np.float32, copy=True)
             last = int(ids[-1])
 
+    def sample_vectors(self, n: int, seed: int = 0) -> np.ndarray:
+        """Up to ``n`` vectors drawn uniformly (by row id) with a fixed seed, for training and tuning."""
+        ids = np.fromiter((r[0] for r in self.conn.execute("SELECT id FROM images")), dtype=np.int64)
+        if len(ids) > n:
+            ids = np.sort(np.random.default_rng(seed).choice(ids, n, replace=False))
+        got, vecs = self.vectors_for(ids)
+        return vecs
+
     def error_for(self, path: str) -> tuple[int, int] | None:
         r = self.conn.execute("SELECT size, mtime_ns FROM errors WHERE path = ?", (path,)).fetchone()
         return (r[0], r[1]) if r else None

@@ -1,25 +1,30 @@
 """The FAISS cache of the vectors in SQLite, keyed by SQLite row id.
 
 The index file is written atomically (temp file + ``os.replace``) with a JSON sidecar naming the
-database generation, model id, dim and count it was built from. On load both are checked against
-the database; a missing, corrupt or stale file is rebuilt from SQLite (with a logged notice). With
-GPUs present, searches run on a GPU copy of the index.
+database generation, model id, dim and count it was built from, the index type and its tuned search
+parameter. On load both are checked against the database; a missing, corrupt or stale file is rebuilt
+from SQLite (with a logged notice). The index type is exact flat or an ANN type chosen and tuned by
+:mod:`index.ann`; with GPUs present, searches run on a GPU copy of the index.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
 
+from . import ann
 from .errors import VectorIndexError
 from .store import Store
 
 log = logging.getLogger("pixseek")
 DEFAULT_FACTORY = "IDMap2,Flat"
+AUTO = "auto"
+TUNING_QUERIES_FILE = "tuning-queries.npy"
 
 
 def _faiss():
@@ -28,20 +33,26 @@ def _faiss():
     return faiss
 
 
-def new_index(dim: int, factory: str = DEFAULT_FACTORY):
-    faiss = _faiss()
-    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-    return index
-
-
 @dataclass
 class VectorIndex:
-    index: object                 # faiss CPU index (IDMap2 over flat IP)
+    index: object                 # faiss CPU index: IDMap2 over flat IP, or an ANN type keyed by row id
     model_id: str
     dim: int
     generation: int
     factory: str = DEFAULT_FACTORY
+    params: str = ""              # tuned search parameter, e.g. "nprobe=16"
+    recall: float | None = None   # its measured recall@10 against exact search
+    tuned_n: int = 0              # corpus size when it was built and tuned
+    rerank_depth: int = 0         # compressed codes: candidates per result re-scored exactly (tuned)
+    dirty: bool = False           # removals the index type cannot apply (HNSW): rebuild before saving
     _gpu: object = None
+
+    @property
+    def rerank(self) -> int:
+        """Candidates per wanted result re-scored exactly (compressed codes), else 1."""
+        if not ann.is_compressed(self.factory):
+            return 1
+        return self.rerank_depth or ann.RERANK
 
     @property
     def ntotal(self) -> int:
@@ -58,7 +69,8 @@ class VectorIndex:
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             meta = {"generation": self.generation, "model_id": self.model_id, "dim": self.dim,
-                    "count": self.ntotal, "factory": self.factory, "size": tmp.stat().st_size}
+                    "count": self.ntotal, "factory": self.factory, "params": self.params,
+                    "recall": self.recall, "tuned_n": self.tuned_n, "rerank": self.rerank, "size": tmp.stat().st_size}
             meta_tmp.write_text(json.dumps(meta))
             # The sidecar is replaced last: a crash in between leaves a file whose size or
             # generation does not match, which load() treats as stale and rebuilds.
@@ -98,19 +110,70 @@ class VectorIndex:
         if index.ntotal != store.count() or index.ntotal != meta.get("count") or index.d != store.dim:
             raise VectorIndexError(
                 f"vector index holds {index.ntotal} vectors, database has {store.count()}")
-        return cls(index, meta["model_id"], int(meta["dim"]), int(meta["generation"]),
-                   meta.get("factory", DEFAULT_FACTORY))
+        vi = cls(index, meta["model_id"], int(meta["dim"]), int(meta["generation"]),
+                 meta.get("factory", DEFAULT_FACTORY), meta.get("params") or "", meta.get("recall"),
+                 int(meta.get("tuned_n") or 0), int(meta.get("rerank") or 0))
+        if vi.params:
+            faiss.ParameterSpace().set_index_parameters(vi.index, vi.params)
+        return vi
 
     @classmethod
-    def build(cls, store: Store, factory: str = DEFAULT_FACTORY) -> "VectorIndex":
+    def build(cls, store: Store, factory: str | None = None, *, target: float = ann.TARGET_RECALL,
+              seed: int = 0) -> "VectorIndex":
+        """Build from SQLite. ``factory``: a FAISS factory string, or None/"auto" for the store's
+        setting (``pixseek index --index-type``), whose default picks by size and memory."""
+        faiss = _faiss()
         dim = store.dim
         if dim is None:
             raise VectorIndexError("database has no model yet")
-        index = new_index(dim, factory)
-        generation = store.generation
+        generation, n = store.generation, store.count()
+        requested = factory or store.meta("index_type") or AUTO
+        chosen = ann.choose_factory(n, dim) if requested == AUTO else requested
+        full = ann.normalise_factory(chosen)
+        try:
+            index = faiss.index_factory(dim, full, faiss.METRIC_INNER_PRODUCT)
+        except Exception as e:
+            raise VectorIndexError(f"invalid index type {chosen!r}: {str(e).splitlines()[0][:160]}") from None
+        t0 = time.perf_counter()
+        if not index.is_trained:
+            nlist = faiss.extract_index_ivf(index).nlist if "IVF" in full else 256
+            sample = store.sample_vectors(max(nlist * ann.TRAIN_PER_LIST, 10_000), seed=seed)
+            if len(sample) < nlist:
+                raise VectorIndexError(f"index type {chosen} needs at least {nlist} vectors to train, "
+                                       f"the index has {len(sample)}", hint="use --index-type auto")
+            ann.train_index(index, sample)
         for ids, vecs in store.iter_vectors():
             index.add_with_ids(vecs, ids)
-        return cls(index, store.model_id or "", dim, generation, factory)
+        vi = cls(index, store.model_id or "", dim, generation, full, tuned_n=n)
+        if ann.param_name(full):
+            sets = [(q, ann.exact_topk(store.iter_vectors(), q, 10)) for q in tuning_queries(store, seed=seed)]
+            t = ann.tune(index, full, sets, vi._rerank_fn(store) if vi.rerank > 1 else None, target=target)
+            vi.params, vi.recall, vi.rerank_depth = t.params, t.recall, t.rerank
+            log.info("built %s over %d vectors in %.1f s: %s gives recall@10 %.3f on %d held-out queries",
+                     full, n, time.perf_counter() - t0, t.params, t.recall or 0, t.queries)
+        return vi
+
+    def _rerank_fn(self, store: Store):
+        def rerank(queries: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+            out = np.full((len(queries), k), -1, dtype=np.int64)
+            for qi, (q, cand) in enumerate(zip(queries, ids)):
+                got, vecs = store.vectors_for(c for c in cand if c >= 0)
+                order = np.argsort(-(vecs @ q), kind="stable")[:k]
+                out[qi, :len(order)] = got[order]
+            return out
+        return rerank
+
+    def stale_for(self, store: Store) -> bool:
+        """True when the index type or its tuning no longer fits the corpus (rebuild it)."""
+        if self.dirty:
+            return True
+        n = store.count()
+        requested = store.meta("index_type") or AUTO
+        want = ann.normalise_factory(ann.choose_factory(n, self.dim) if requested == AUTO else requested)
+        if want != self.factory:
+            return True  # another type, or (auto) more inverted lists for a grown corpus
+        return bool(self.tuned_n and ann.param_name(self.factory)
+                    and not self.tuned_n / 2 <= n <= self.tuned_n * 2)
 
     @classmethod
     def open(cls, store: Store, *, rebuild: bool = False, save: bool = True) -> "VectorIndex":
@@ -133,7 +196,10 @@ class VectorIndex:
     def remove(self, ids: Iterable[int]) -> None:
         ids = np.fromiter((int(i) for i in ids), dtype=np.int64)
         if len(ids):
-            self.index.remove_ids(ids)
+            try:
+                self.index.remove_ids(ids)
+            except RuntimeError:  # HNSW cannot remove: searches skip the rows, the next save rebuilds
+                self.dirty = True
             self._gpu = None
 
     def add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
@@ -149,7 +215,10 @@ class VectorIndex:
             self._gpu = self.index
             if faiss.get_num_gpus() > 0 and self.ntotal > 0:
                 try:
-                    self._gpu = faiss.index_cpu_to_all_gpus(self.index)
+                    gpu = faiss.index_cpu_to_all_gpus(self.index)
+                    if self.params:
+                        faiss.GpuParameterSpace().set_index_parameters(gpu, self.params)
+                    self._gpu = gpu
                 except Exception as e:  # an index type without a GPU version: stay on CPU
                     log.info("vector search stays on CPU: %s", e)
         return self._gpu
@@ -167,7 +236,14 @@ class VectorIndex:
             return self._searcher().search(q, k)
         faiss = _faiss()
         sel = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
-        return self.index.search(q, k, params=faiss.SearchParameters(sel=sel))
+        name, _, value = self.params.partition("=")
+        if name == "nprobe":
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=int(value))
+        elif name == "efSearch":
+            params = faiss.SearchParametersHNSW(sel=sel, efSearch=int(value))
+        else:
+            params = faiss.SearchParameters(sel=sel)
+        return self.index.search(q, k, params=params)
 
     def reconstruct(self, image_id: int) -> np.ndarray:
         return self.index.reconstruct(int(image_id))
@@ -175,3 +251,17 @@ class VectorIndex:
     @property
     def on_gpu(self) -> bool:
         return self._searcher() is not self.index
+
+
+def tuning_queries(store: Store, n_images: int = 200, seed: int = 0) -> list[np.ndarray]:
+    """Held-out query sets for tuning: the model's vectors for text prompts (saved by the indexer as
+    tuning-queries.npy), and image vectors sampled from the index (the "more like this" case)."""
+    sets = []
+    try:
+        text = np.load(store.data_dir.root / TUNING_QUERIES_FILE)
+        if text.ndim == 2 and text.shape[1] == store.dim:
+            sets.append(np.ascontiguousarray(text, dtype=np.float32))
+    except (OSError, ValueError):
+        pass
+    sets.append(np.ascontiguousarray(store.sample_vectors(n_images, seed=seed + 1), dtype=np.float32))
+    return sets

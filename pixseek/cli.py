@@ -65,13 +65,16 @@ def cli(verbose: bool) -> None:
 @click.option("--exclude", "-x", multiple=True, metavar="GLOB", help="Skip files/folders matching GLOB (repeatable).")
 @click.option("--include-hidden", is_flag=True, help="Also index hidden files and folders.")
 @click.option("--batch-size", "-b", default=64, show_default=True, type=click.IntRange(1, 4096))
-@click.option("--workers", "-j", default=None, type=click.IntRange(1, 256),
-              help="Decode threads (default: min(4, CPUs)).")
+@click.option("--workers", "-j", default=None, type=click.IntRange(0, 256),
+              help="Decode processes (default: CPUs - 1 with a CPU model, CPUs up to 16 with a GPU; 0 = in-process).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@click.option("--index-type", default=None, metavar="TYPE",
+              help="auto (by size and memory), or a FAISS factory string: Flat, HNSW32, IVF4096,Flat, "
+                   "IVF4096,SQ8, IVF4096,PQ32. Remembered by the index.")
 @click.option("--max-pixels", default=None, type=click.IntRange(1), help="Pixel cap per image (default 150M).")
 @click.option("--rebuild-vectors", is_flag=True, help="Rebuild the FAISS index from SQLite (alone or with PATHs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def index_cmd(paths, db, model, exclude, include_hidden, batch_size, workers, device, max_pixels,
+def index_cmd(paths, db, model, exclude, include_hidden, batch_size, workers, device, index_type, max_pixels,
               rebuild_vectors, as_json):
     """Index the images under PATHS (incremental: only new and changed files are embedded)."""
     from index.decode import DEFAULT_MAX_PIXELS
@@ -83,7 +86,7 @@ def index_cmd(paths, db, model, exclude, include_hidden, batch_size, workers, de
                             hint="pixseek index ~/Pictures")
     ix = Indexer(db, model=model, device=device, batch_size=batch_size, workers=workers, exclude=exclude,
                  include_hidden=include_hidden, max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
-                 progress=sys.stderr.isatty() and not as_json)
+                 progress=sys.stderr.isatty() and not as_json, index_type=index_type)
     if rebuild_vectors and not paths:
         t0 = time.perf_counter()
         vi = ix.rebuild_vectors()
@@ -270,7 +273,7 @@ def train_cmd(data, out, arch, name, init, epochs, minutes, batch_size, lr, warm
                       batch_size=batch_size, lr=lr, warmup=warmup, image_loss=image_loss,
                       lock_text=not unlock_text, seed=seed, device=device, resume=not no_resume,
                       splits=("train", "heldout") if include_heldout else ("train",),
-                      progress=sys.stderr.isatty() and not as_json)
+                      progress=sys.stderr.isatty() and not as_json, index_type=index_type)
     r = Trainer(cfg).run()
     if as_json:
         click.echo(json.dumps(r))

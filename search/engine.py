@@ -180,18 +180,20 @@ class Engine:
 
     def rank(self, q: np.ndarray, want: int, filter: Filter | None = None) -> list[tuple[int, float]]:
         """The ``want`` best (id, score) pairs, among the images ``filter`` selects (all if None)."""
+        rerank = self.vectors.rerank  # compressed codes: more candidates, re-scored exactly below
         if filter is None or not filter.active:
-            scores, ids = self.vectors.search(q, want)
-            return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+            scores, ids = self.vectors.search(q, want * rerank)
+            pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+            return self._exact(q, [i for i, _ in pairs], want) if rerank > 1 else pairs
         where, params = filter.sql()
         selected = self.store.select_ids(where, params)
         if len(selected) <= EXACT_SELECTION:
             return self._exact(q, selected, want)
-        scores, ids = self.vectors.search(q, want, ids=selected)
+        scores, ids = self.vectors.search(q, want * rerank, ids=selected)
         pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
         if len(pairs) < min(want, len(selected)):  # an ANN index may miss under a tight selector
             return self._exact(q, selected, want)
-        return pairs
+        return self._exact(q, [i for i, _ in pairs], want) if rerank > 1 else pairs
 
     def search_vector(self, q: np.ndarray, k: int = 20, *, exclude: Iterable[int] = (),
                       min_score: float | None = None, offset: int = 0,

@@ -1,0 +1,171 @@
+"""Choosing, building and tuning the FAISS index: exact while that is fast, ANN beyond, by measured recall.
+
+* :func:`choose_factory` picks the index type from the corpus size and a memory budget: exact flat
+  inner product up to ``FLAT_MAX`` vectors, then IVF with float codes while they fit the budget, then
+  IVF with 8-bit scalar codes, then IVF-PQ. Any FAISS ``index_factory`` string may be given instead.
+* :func:`tune` picks the search parameter (``nprobe`` for IVF, ``efSearch`` for HNSW) as the smallest
+  value whose recall@10 against exact search, on held-out query vectors (text prompts, and image
+  vectors), reaches the target. Compressed codes are measured the way they are searched: candidates
+  re-ranked exactly with the float vectors from SQLite.
+* On a machine with GPUs, IVF training (k-means) runs on the GPU.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger("pixseek")
+
+FLAT_MAX = 200_000          # exact search up to here: ~10 ms a query for 256-d vectors on 2 cores
+TARGET_RECALL = 0.95
+RERANK = 4                  # compressed codes: fetch k x RERANK candidates, re-score them exactly
+RERANKS = (4, 8, 16, 32)    # ... deeper when the codes are too coarse for the target at RERANK
+TRAIN_PER_LIST = 64         # k-means training points per inverted list (FAISS wants >= 39)
+NPROBES = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024)
+EF_SEARCHES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024)
+
+
+def memory_budget() -> int:
+    """Bytes the vector index may take in RAM: a quarter of physical memory ($PIXSEEK_INDEX_MEMORY)."""
+    env = os.environ.get("PIXSEEK_INDEX_MEMORY")
+    if env:
+        return int(float(env))
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError):
+        return 4 << 30
+
+
+def nlist_for(n: int) -> int:
+    """Inverted lists: about 4·sqrt(n), a power of two, at least 16."""
+    return max(16, 2 ** round(math.log2(4 * math.sqrt(max(n, 1)))))
+
+
+def choose_factory(n: int, dim: int, budget: int | None = None) -> str:
+    budget = memory_budget() if budget is None else budget
+    if n <= FLAT_MAX:
+        return "Flat"
+    nlist = nlist_for(n)
+    if n * dim * 4 <= budget:
+        return f"IVF{nlist},Flat"
+    if n * dim <= budget:
+        return f"IVF{nlist},SQ8"
+    m = next((m for m in (64, 48, 32, 16, 8) if dim % m == 0 and n * m <= budget), 8)
+    return f"IVF{nlist},PQ{m}"
+
+
+def normalise_factory(factory: str) -> str:
+    """'IVF1024,Flat' -> 'IDMap2,IVF1024,Flat' (ids must be SQLite row ids); IVF indexes carry ids."""
+    f = factory.strip()
+    if f.lower() == "flat":
+        f = "Flat"
+    if f.startswith("IDMap"):
+        return f
+    return f if f.startswith("IVF") else "IDMap2," + f
+
+
+def is_compressed(factory: str) -> bool:
+    return bool(re.search(r"(PQ\d|SQ\d|SQfp16|LSH|RQ|LSQ)", factory))
+
+
+def param_name(factory: str) -> str | None:
+    if "IVF" in factory:
+        return "nprobe"
+    if "HNSW" in factory:
+        return "efSearch"
+    return None
+
+
+@dataclass
+class Tuning:
+    params: str = ""                       # a ParameterSpace string, e.g. "nprobe=16"
+    rerank: int = 1                        # candidates per result re-scored exactly (compressed codes)
+    recall: float | None = None            # recall@10 vs exact, measured on the tuning queries
+    queries: int = 0
+    table: list = field(default_factory=list)   # (value, recall, ms/query) tried
+
+
+def exact_topk(vectors_iter, queries: np.ndarray, k: int) -> np.ndarray:
+    """Ids of the exact top-k by inner product, streaming the vectors in chunks."""
+    nq = len(queries)
+    best_s = np.full((nq, k), -np.inf, dtype=np.float32)
+    best_i = np.full((nq, k), -1, dtype=np.int64)
+    for ids, vecs in vectors_iter:
+        s = queries @ vecs.T
+        kk = min(k, s.shape[1])
+        part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+        cs = np.concatenate([best_s, np.take_along_axis(s, part, 1)], axis=1)
+        ci = np.concatenate([best_i, ids[part]], axis=1)
+        order = np.argsort(-cs, axis=1, kind="stable")[:, :k]
+        best_s, best_i = np.take_along_axis(cs, order, 1), np.take_along_axis(ci, order, 1)
+    return best_i
+
+
+def recall_at(found: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
+    hits = sum(len(set(f[:k]) & set(t[:k]) - {-1}) for f, t in zip(found, truth))
+    total = sum(len(set(t[:k]) - {-1}) for t in truth)
+    return hits / max(total, 1)
+
+
+def train_index(index, sample: np.ndarray) -> None:
+    """Train (IVF k-means, PQ/SQ codebooks), on the GPU when there is one."""
+    import faiss
+
+    if index.is_trained:
+        return
+    if faiss.get_num_gpus() > 0:
+        try:
+            ivf = faiss.extract_index_ivf(index)
+            clus = faiss.index_cpu_to_all_gpus(faiss.IndexFlatIP(ivf.d))
+            ivf.clustering_index = clus
+        except Exception as e:  # no IVF, or no GPU build of this kind: train on the CPU
+            log.info("index training stays on CPU: %s", e)
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+
+
+def tune(index, factory: str, query_sets: list[tuple[np.ndarray, np.ndarray]], rerank_fn=None, k: int = 10,
+         target: float = TARGET_RECALL) -> Tuning:
+    """Smallest nprobe / efSearch whose recall@k reaches ``target`` on *every* query set (text
+    prompts and image vectors are measured apart: text queries sit farther from the image vectors
+    and are the ones a coarse index fails first), or the best value found."""
+    import faiss
+
+    name = param_name(factory)
+    query_sets = [(q, t) for q, t in query_sets if len(q)]
+    t = Tuning(queries=sum(len(q) for q, _ in query_sets))
+    if name is None or not query_sets:
+        return t
+    values = NPROBES if name == "nprobe" else EF_SEARCHES
+    if name == "nprobe":
+        nlist = faiss.extract_index_ivf(index).nlist
+        values = [v for v in values if v <= nlist] or [nlist]
+    ps = faiss.ParameterSpace()
+    best = None
+    for depth in (RERANKS if rerank_fn is not None else (1,)):
+        for v in values:
+            ps.set_index_parameters(index, f"{name}={v}")
+            recalls, n, t0 = [], 0, time.perf_counter()
+            for queries, truth in query_sets:
+                _, ids = index.search(queries, k * depth)
+                if rerank_fn is not None:
+                    ids = rerank_fn(queries, ids, k)
+                recalls.append(recall_at(ids, truth, k))
+                n += len(queries)
+            r = min(recalls)
+            t.table.append((depth, v, [round(x, 4) for x in recalls],
+                            round((time.perf_counter() - t0) * 1000 / n, 3)))
+            if best is None or r > best[2] + 1e-9:
+                best = (depth, v, r)
+            if r >= target:
+                break
+        if best[2] >= target:
+            break
+    t.rerank, t.params, t.recall = best[0], f"{name}={best[1]}", best[2]
+    ps.set_index_parameters(index, t.params)
+    return t
