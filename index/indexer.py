@@ -169,8 +169,7 @@ class Indexer:
                  max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False, export_encoders: bool = True,
                  index_type: str | None = None):
         """``index_type``: "auto" (by corpus size and memory) or a FAISS factory string; kept by the
-        index for later runs. ``workers``: decode processes (default: all cores but one for the
-        model on CPU, all cores with a GPU model)."""
+        index for later runs. ``workers``: decode processes (default: cores + 1, at most 16)."""
         self.data_dir = db_dir if isinstance(db_dir, DataDir) else DataDir.resolve(db_dir)
         self.index_type = index_type
         self.model_spec = model
@@ -276,9 +275,9 @@ class Indexer:
         vi.remove(gone)
         s.removed = len(gone)
         vi.generation = store.generation
-        if emb is not None:
-            self._save_tuning_queries(store, emb)
         if vi.stale_for(store):  # the corpus outgrew the index type or its tuning: rebuild and tune
+            if emb is not None:
+                self._save_tuning_queries(store, emb)
             vi = VectorIndex.build(store)
         vi.save(store)
         s.total = store.count()
@@ -313,8 +312,10 @@ class Indexer:
     def _workers(self, emb: Embedder) -> int:
         if self.workers is not None:
             return self.workers
-        cores = os.cpu_count() or 1
-        return min(16, cores if emb.device.startswith("cuda") else max(1, cores - 1))
+        # About one per core: decoding is the bottleneck for small models, and a big model's threads
+        # and the workers share the cores well enough (measured: bench/indexing.py).
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return min(16, cores + 1)  # one more than the cores: a worker waiting on the disk leaves a core idle
 
     def _save_tuning_queries(self, store: Store, emb: Embedder) -> None:
         """The model's vectors for index/prompts.txt: held-out text queries for tuning ANN search."""

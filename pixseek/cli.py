@@ -66,7 +66,7 @@ def cli(verbose: bool) -> None:
 @click.option("--include-hidden", is_flag=True, help="Also index hidden files and folders.")
 @click.option("--batch-size", "-b", default=64, show_default=True, type=click.IntRange(1, 4096))
 @click.option("--workers", "-j", default=None, type=click.IntRange(0, 256),
-              help="Decode processes (default: CPUs - 1 with a CPU model, CPUs up to 16 with a GPU; 0 = in-process).")
+              help="Decode processes (default: cores + 1, at most 16; 0 = in-process).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
 @click.option("--index-type", default=None, metavar="TYPE",
               help="auto (by size and memory), or a FAISS factory string: Flat, HNSW32, IVF4096,Flat, "

@@ -1,0 +1,98 @@
+"""Benchmark 4: peak RSS while indexing many small images (default 100,000) with the bundled model.
+
+Runs `pixseek index` as a child process and samples the resident memory of it and of its decode
+workers every 0.25 s. Growth = peak minus the RSS once the first batch is committed (model loaded).
+Usage: python bench/memory.py [--n 100000]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import CACHE, dump_json, header, table, write_section
+from corpora import corpus
+
+
+def rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def rows_in(db: Path) -> int:
+    try:
+        con = sqlite3.connect(f"file:{db / 'pixseek.db'}?mode=ro", uri=True, timeout=1)
+        try:
+            return con.execute("SELECT count(*) FROM images").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--model", default="pixseek-emoji")
+    args = ap.parse_args()
+    root = corpus("tiny", args.n)
+    db = CACHE / "memory-db"
+    shutil.rmtree(db, ignore_errors=True)
+    pixseek = str(Path(sys.executable).parent / "pixseek")
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    t0 = time.perf_counter()
+    p = subprocess.Popen([pixseek, "index", str(root), "--db", str(db), "--model", args.model, "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    base = peak = peak_workers = 0
+    samples = []
+    next_rows = 0.0
+    n_rows = 0
+    while p.poll() is None:
+        r = rss(p.pid)
+        w = max((rss(c) for c in children(p.pid)), default=0)
+        if time.perf_counter() >= next_rows:
+            n_rows = rows_in(db)
+            next_rows = time.perf_counter() + 2
+        if not base and n_rows > 0:
+            base = r
+        peak, peak_workers = max(peak, r), max(peak_workers, w)
+        samples.append((round(time.perf_counter() - t0, 2), r, w, n_rows))
+        time.sleep(0.25)
+    out, err = p.communicate()
+    if p.returncode != 0:
+        raise SystemExit(err)
+    import json
+
+    s = json.loads(out)
+    growth = peak - base
+    body = header(f"Peak memory while indexing {args.n:,} small images ({args.model})")
+    body += "\n" + table(["images", "seconds", "images/s", "RSS after first batch MiB", "peak RSS MiB",
+                          "growth MiB", "peak decode-worker RSS MiB"],
+                         [[f"{s['added']:,}", s["seconds"], s["images_per_s"], base / 2**20, peak / 2**20,
+                           growth / 2**20, peak_workers / 2**20]])
+    body += ("\n\nRSS of the `pixseek index` process sampled every 0.25 s; workers are forked decode "
+             "processes (their RSS counts pages shared with the parent). Target: growth < 1 GB.")
+    write_section("memory", body)
+    dump_json("memory", {"summary": s, "samples": samples[:: max(1, len(samples) // 400)]})
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
