@@ -15,8 +15,6 @@ import shutil
 import tempfile
 import time
 
-import numpy as np
-
 from common import Timer, dump_json, header, table, write_section
 from corpora import files, subset
 

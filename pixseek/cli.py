@@ -273,7 +273,7 @@ def train_cmd(data, out, arch, name, init, epochs, minutes, batch_size, lr, warm
                       batch_size=batch_size, lr=lr, warmup=warmup, image_loss=image_loss,
                       lock_text=not unlock_text, seed=seed, device=device, resume=not no_resume,
                       splits=("train", "heldout") if include_heldout else ("train",),
-                      progress=sys.stderr.isatty() and not as_json, index_type=index_type)
+                      progress=sys.stderr.isatty() and not as_json)
     r = Trainer(cfg).run()
     if as_json:
         click.echo(json.dumps(r))

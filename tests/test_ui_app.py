@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from imagegen import draw, encode, make_corpus, save
+from imagegen import make_corpus
 from index.indexer import Indexer
 
 APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")
