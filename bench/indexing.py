@@ -11,6 +11,7 @@ Usage: python bench/indexing.py [--device auto|cpu|cuda] [--large N] [--small N]
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -92,8 +93,9 @@ def main() -> None:
             pix, workers, s = pixseek_rate(emb, folder, batch, args.workers)
             naive = naive_rate(emb, paths[:n_naive])
             dec = decode_rate(emb, paths[:n_dec])
+            cores = len(os.sched_getaffinity(0))
             rows.append([f"{n} {kind}", model, emb.device, batch, workers, pix, fwd, pix / fwd, naive, pix / naive,
-                         dec, dec * workers])
+                         dec, dec * min(workers, cores)])
             raw.append(dict(corpus=kind, n=n, model=model, device=emb.device, batch=batch, workers=workers,
                             pixseek=pix, forward=fwd, naive=naive, decode_1proc=dec, summary=s.to_dict()))
             print(table(HEAD, rows[-1:]).splitlines()[-1], flush=True)
@@ -110,7 +112,7 @@ HEAD = ["corpus", "model", "device", "batch", "workers", "pixseek img/s", "forwa
 NOTE = ("pixseek = images through the model per second of indexing work (read, hash, decode, transform, "
         "embed, SQLite + FAISS writes); forward-only = the same model and batch size on pre-made tensors; "
         "naive = PIL open + convert + transform + encode, one image at a time; decode = pixseek's decode "
-        "and transform in one process (capacity = that x decode workers).")
+        "and transform in one process (capacity = that x min(workers, cores)).")
 
 if __name__ == "__main__":
     main()

@@ -21,19 +21,23 @@ from common import CACHE, dump_json, header, table, write_section
 DIM = 256
 
 
-def synthetic(n: int, seed: int, centers: np.ndarray, spread: float = 1.0, shift=None) -> np.ndarray:
+def synthetic(n: int, seed: int, centers: np.ndarray, spread: float | None = None, shift=None) -> np.ndarray:
     rng = np.random.default_rng(seed)
+    spread = SPREAD if spread is None else spread
     x = centers[rng.integers(0, len(centers), n)] + spread * rng.standard_normal((n, DIM)).astype(np.float32) / np.sqrt(DIM) * 4
     if shift is not None:
         x = x + shift
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
+SPREAD = 1.0
+
+
 def make_db(n: int, model_id: str):
     from index.store import Store
     from index.vectors import TUNING_QUERIES_FILE
 
-    root = CACHE / "query" / f"n{n}"
+    root = CACHE / "query" / (f"n{n}" if SPREAD == 1.0 else f"n{n}-s{SPREAD}")
     rng = np.random.default_rng(1)
     centers = rng.standard_normal((2000, DIM)).astype(np.float32) / np.sqrt(DIM) * 4
     gap = rng.standard_normal(DIM).astype(np.float32) / np.sqrt(DIM) * 3
@@ -130,8 +134,12 @@ def main() -> None:
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--types", default="Flat,IVF,IVF-SQ8,IVF-PQ,HNSW32")
     ap.add_argument("--hnsw-max", type=int, default=200_000, help="skip HNSW above this size (slow to build on few cores)")
+    ap.add_argument("--spread", type=float, default=1.0,
+                    help="within-cluster spread of the synthetic vectors (higher = harder for IVF)")
     ap.add_argument("--section", default=None)
     args = ap.parse_args()
+    global SPREAD
+    SPREAD = args.spread
 
     import faiss
 
@@ -151,8 +159,8 @@ def main() -> None:
               f"{r['meta_p50']:.3f} / {r['meta_p95']:.3f}", f"{r['e2e_p50']:.2f} / {r['e2e_p95']:.2f}",
               f"{r['speedup_vs_flat']:.1f}x" if r["speedup_vs_flat"] else "-", f"{r['e2e_over_parts']:.2f}"]
              for r in rows]
-    body = header(f"Query latency by index type ({'GPU' if gpu else 'CPU'})") + "\n" + table(head, trows) + "\n\n" + NOTE
-    write_section(args.section or f"query-{'gpu' if gpu else 'cpu'}", body)
+    body = header(f"Query latency by index type ({'GPU' if gpu else 'CPU'}), synthetic spread {SPREAD}") + "\n" + table(head, trows) + "\n\n" + NOTE
+    write_section(args.section or f"query-{'gpu' if gpu else 'cpu'}" + ("" if SPREAD == 1.0 else f"-spread{SPREAD}"), body)
     dump_json(f"query-{'gpu' if gpu else 'cpu'}", rows)
     print("\n" + body)
 

@@ -49,7 +49,9 @@ class Embedder:
         with torch.inference_mode():
             x = batch
             if self.device.startswith("cuda"):
-                x = x.pin_memory().to(self.device, non_blocking=True)
+                if not x.is_pinned():  # the DataLoader pins batches already
+                    x = x.pin_memory()
+                x = x.to(self.device, non_blocking=True)
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     v = self.m.model.encode_image(x)
             else:

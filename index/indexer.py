@@ -6,8 +6,10 @@ committed one batch per transaction, so a killed run resumes where it stopped.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import sqlite3
 import queue
 import threading
 import time
@@ -18,9 +20,10 @@ from typing import Iterable
 
 import numpy as np
 
+from . import faults
 from .decode import DEFAULT_MAX_PIXELS
 from .embed import Embedder
-from .errors import IndexLockedError, VectorIndexError
+from .errors import IndexLockedError, StoreError, VectorIndexError
 from .paths import DataDir
 from .pipeline import Job, Prepared, prepared_batches
 from .scan import FileEntry, ScanError, normalize_roots, scan
@@ -111,6 +114,15 @@ class DirLock:
             self.fd = None
 
 
+def _write_error(dd: DataDir, e: BaseException) -> StoreError:
+    """A failed write (disk full, read-only disk, I/O error) as one line; committed work is kept."""
+    full = getattr(e, "errno", None) == errno.ENOSPC or "disk is full" in str(e)
+    what = "the disk is full" if full else (getattr(e, "strerror", None) or str(e).splitlines()[0])
+    return StoreError(f"indexing stopped: {what} (writing to {dd.root}); everything committed before is "
+                      f"kept and searchable", hint="free some space and run the same command again" if full
+                      else "fix the cause and run the same command again")
+
+
 class _Writer(threading.Thread):
     """Applies batches of ops to SQLite and the FAISS cache on its own connection, while the model
     embeds the next batch. At most ``depth`` batches wait; an error stops it and is re-raised to the
@@ -164,7 +176,7 @@ class _Writer(threading.Thread):
 
 class Indexer:
     def __init__(self, db_dir=None, *, model: str | None = None, embedder: Embedder | None = None,
-                 device: str | None = None, batch_size: int = 64, workers: int | None = None,
+                 device: str | None = None, batch_size: int | None = None, workers: int | None = None,
                  exclude: Iterable[str] = (), include_hidden: bool = False,
                  max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False, export_encoders: bool = True,
                  index_type: str | None = None):
@@ -175,7 +187,7 @@ class Indexer:
         self.model_spec = model
         self.embedder = embedder
         self.device = device
-        self.batch_size = max(1, int(batch_size))
+        self.batch_size = max(1, int(batch_size)) if batch_size else None  # None: 256 on a GPU, else 64
         self.workers = workers
         self.exclude = list(exclude)
         self.include_hidden = include_hidden
@@ -204,11 +216,17 @@ class Indexer:
 
     def run(self, paths: Iterable[str]) -> Summary:
         roots = normalize_roots(paths)
-        self.data_dir.create()
+        try:
+            self.data_dir.create()
+        except OSError as e:
+            raise StoreError(f"cannot create data dir {self.data_dir.root}: {e.strerror or e}") from None
+        os.environ["PIXSEEK_FAULT_INDEXER_PID"] = str(os.getpid())  # for fault-injection tests only
         with DirLock(self.data_dir):
             store = Store.open(self.data_dir, create=True)
             try:
                 return self._run(store, roots)
+            except (OSError, sqlite3.OperationalError) as e:
+                raise _write_error(self.data_dir, e) from None
             finally:
                 store.close()
 
@@ -225,6 +243,7 @@ class Indexer:
         listing: dict[str, FileEntry] = {}
         scan_errors: list[ScanError] = []
         for item in scan(roots, self.exclude, self.include_hidden):
+            faults.point("scan")
             if isinstance(item, ScanError):
                 scan_errors.append(item)
             else:
@@ -339,7 +358,8 @@ class Indexer:
                    dynamic_ncols=True, leave=False)
         batches = prepared_batches(
             work, preprocess=emb.preprocess, min_side=emb.image_size, max_pixels=self.max_pixels,
-            known_hashes=frozenset(vanished_by_hash), batch_size=self.batch_size, workers=self._workers(emb),
+            known_hashes=frozenset(vanished_by_hash), workers=self._workers(emb),
+            batch_size=self.batch_size or (256 if emb.device.startswith("cuda") else 64),
             pin_memory=emb.device.startswith("cuda"))
         writer = _Writer(self, vi, emb.model_id, s)
         writer.start()
@@ -350,6 +370,7 @@ class Indexer:
                 pos += len(preps)
                 ops = [self._classify(store, job, prep, vanished_by_hash) for job, prep in zip(jobs, preps)]
                 if tensors is not None:
+                    faults.point("embed")
                     vecs = emb.encode_tensors(tensors)
                     with_tensor = [op for op in ops if op.item.has_tensor]
                     for op, v in zip(with_tensor, vecs):
@@ -420,6 +441,7 @@ class Indexer:
                     add_vecs.append(vec)
                     s.added += 1
             b.changed = bool(add_ids or removed or any(op.kind == "move" for op in ops))
+        faults.point("committed")
         vi.remove(removed)
         if add_ids:
             vi.add(np.asarray(add_ids, dtype=np.int64), np.stack(add_vecs))

@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
+from . import faults
 from .decode import DEFAULT_MAX_FILE_BYTES, decode_bytes
 from .errors import ImageError
 from .scan import FileEntry
@@ -58,6 +59,7 @@ def prepare(job: Job, preprocess: Callable, min_side: int | None, max_pixels: in
     p.digest = hashlib.blake2b(data, digest_size=16).hexdigest()
     if p.digest == job.old_hash or (job.old_id is None and p.digest in known_hashes):
         return p, None  # same content as a row we have (touched or moved): no decode needed
+    faults.point("decode")
     try:
         d = decode_bytes(data, max_pixels=max_pixels, min_side=min_side)
         p.width, p.height, p.fmt, p.taken_at = d.width, d.height, d.format, d.taken_at
@@ -112,8 +114,12 @@ def prepared_batches(jobs: Sequence[Job], *, preprocess: Callable, min_side: int
             yield _collate([data[i] for i in range(start, min(start + batch_size, len(jobs)))])
         return
     import multiprocessing
+    import warnings
 
     from torch.utils.data import DataLoader
+
+    # torch warns when workers outnumber cores; cores + 1 is deliberate (see Indexer._workers).
+    warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
 
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
                         collate_fn=_collate, pin_memory=pin_memory, prefetch_factor=prefetch,

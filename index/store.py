@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from . import faults
 from .errors import DatabaseTooNewError, EmptyIndexError, IndexNotFoundError, ModelMismatchError, StoreError
 from .paths import DataDir
 
@@ -387,7 +388,13 @@ class _Batch:
         if exc_type is not None:
             conn.execute("ROLLBACK")
             return
-        if self.changed:
-            self.store._set("generation", str(self.store.generation + 1))
-        self.store._set("last_indexed_at", str(time.time()))
-        conn.execute("COMMIT")
+        try:
+            if self.changed:
+                self.store._set("generation", str(self.store.generation + 1))
+            self.store._set("last_indexed_at", str(time.time()))
+            faults.point("commit")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise

@@ -17,7 +17,7 @@ from typing import Iterable
 
 import numpy as np
 
-from . import ann
+from . import ann, faults
 from .errors import VectorIndexError
 from .store import Store
 
@@ -72,9 +72,11 @@ class VectorIndex:
                     "count": self.ntotal, "factory": self.factory, "params": self.params,
                     "recall": self.recall, "tuned_n": self.tuned_n, "rerank": self.rerank, "size": tmp.stat().st_size}
             meta_tmp.write_text(json.dumps(meta))
+            faults.point("faiss-write")
             # The sidecar is replaced last: a crash in between leaves a file whose size or
             # generation does not match, which load() treats as stale and rebuilds.
             os.replace(tmp, dd.faiss)
+            faults.point("faiss-swap")
             os.replace(meta_tmp, dd.faiss_meta)
         except OSError as e:
             for p in (tmp, meta_tmp):

@@ -64,7 +64,8 @@ def cli(verbose: bool) -> None:
                    "model, else the registry default).")
 @click.option("--exclude", "-x", multiple=True, metavar="GLOB", help="Skip files/folders matching GLOB (repeatable).")
 @click.option("--include-hidden", is_flag=True, help="Also index hidden files and folders.")
-@click.option("--batch-size", "-b", default=64, show_default=True, type=click.IntRange(1, 4096))
+@click.option("--batch-size", "-b", default=None, type=click.IntRange(1, 4096),
+              help="Images per model batch (default: 256 on a GPU, 64 on CPU).")
 @click.option("--workers", "-j", default=None, type=click.IntRange(0, 256),
               help="Decode processes (default: cores + 1, at most 16; 0 = in-process).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
@@ -299,6 +300,25 @@ def eval_cmd(model, data, db, device, as_json):
     manifest = Path(data) if data else DataDir.resolve(db).root / "datasets" / "emoji" / "manifest.jsonl"
     r = evaluate(model, manifest, device=device)
     click.echo(json.dumps(r) if as_json else format_table(r))
+
+
+@cli.command("doctor")
+@db_option
+@click.option("--check-only", is_flag=True, help="Report problems without repairing anything.")
+@click.option("--json", "as_json", is_flag=True)
+def doctor_cmd(db, check_only, as_json):
+    """Check the index (database, vectors, FAISS cache, thumbnails, files) and repair what can be rebuilt.
+
+    Exits 1 when something is wrong that it could not (or, with --check-only, did not) repair."""
+    from index.doctor import run
+
+    report = run(db, repair=not check_only)
+    if as_json:
+        click.echo(json.dumps([f.__dict__ for f in report.findings]))
+    else:
+        for f in report.findings:
+            click.echo(f.line(), err=f.status == "failed")
+    sys.exit(report.exit_code)
 
 
 @cli.command("ui")

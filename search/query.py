@@ -6,6 +6,7 @@ of the L2-normalised term embeddings, normalised again, so a score stays a cosin
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -64,6 +65,8 @@ def check_terms(terms: list[Term]) -> None:
     for t in terms:
         if t.kind == "text" and not str(t.value).strip():
             raise QueryError("empty query text")
+        if not math.isfinite(t.weight):
+            raise QueryError(f"weight {t.weight} is not a finite number")
 
 
 def combine(vectors: list[np.ndarray], weights: list[float]) -> np.ndarray:

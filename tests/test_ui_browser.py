@@ -173,3 +173,21 @@ def test_readme_screenshot(served, browser):
     _wait_results(page, 8)
     page.screenshot(path=str(ARTIFACTS / "ui-readme.png"))
     page.close()
+
+
+def test_server_serves_no_files_by_path(served):
+    """Streamlit's static serving is off and media are served by id: no path reaches the disk."""
+    import urllib.error
+
+    url, _ = served
+    probes = ["/app/static/../../../../etc/passwd", "/app/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+              "/media/../../../../etc/passwd", "/media/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+              "/../../../../etc/passwd", "/static/../../../../etc/passwd", "/component/../../../../etc/passwd",
+              "/_stcore/../../../../etc/passwd", "/" + str(SAMPLES / "dog.png")]
+    for path in probes:
+        try:
+            body = urllib.request.urlopen(url + path, timeout=10).read()
+        except urllib.error.HTTPError as e:
+            assert e.code in (400, 403, 404), (path, e.code)
+            continue
+        assert b"root:" not in body and not body.startswith(b"\x89PNG"), path  # the app page, never a file

@@ -1,0 +1,56 @@
+"""Named fault-injection points, for the crash and disk-full tests (off unless ``PIXSEEK_FAULT`` is set).
+
+``PIXSEEK_FAULT="NAME:N[:ACTION]"`` fires at the N-th time the indexer reaches point NAME. ACTION is
+``kill`` (SIGKILL this process: a power cut, as far as the files are concerned; the default) or
+``enospc`` (raise ``OSError(ENOSPC)``: the disk is full). Points, in the order a run meets them:
+
+  scan          after each file found by the scan
+  decode        before a file is decoded (counted per decode process; kills the indexer too)
+  embed         before a batch goes through the model
+  commit        inside a batch's SQLite transaction, before COMMIT
+  committed     after a batch's COMMIT, before the FAISS cache is updated
+  faiss-write   after the FAISS temp file is written, before it replaces the old file
+  faiss-swap    after the new FAISS file is in place, before its sidecar is
+"""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+
+_SPEC: tuple[str, int, str] | None = None
+_counts: dict[str, int] = {}
+_loaded = False
+
+
+def _load() -> None:
+    global _SPEC, _loaded
+    _loaded = True
+    raw = os.environ.get("PIXSEEK_FAULT")
+    if not raw:
+        return
+    parts = raw.split(":")
+    _SPEC = (parts[0], int(parts[1]) if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else "kill")
+
+
+def point(name: str) -> None:
+    """Reach fault point ``name``: fires when PIXSEEK_FAULT names it and its count comes up."""
+    if not _loaded:
+        _load()
+    if _SPEC is None or _SPEC[0] != name:
+        return
+    _counts[name] = _counts.get(name, 0) + 1
+    if _counts[name] != _SPEC[1]:
+        return
+    if _SPEC[2] == "enospc":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    if name == "decode" and os.environ.get("PIXSEEK_FAULT_INDEXER_PID"):
+        os.kill(int(os.environ["PIXSEEK_FAULT_INDEXER_PID"]), signal.SIGKILL)  # from a worker: the indexer
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def reset() -> None:
+    """Re-read PIXSEEK_FAULT and zero the counters (for tests that inject faults in-process)."""
+    global _SPEC, _loaded
+    _SPEC, _loaded = None, False
+    _counts.clear()
