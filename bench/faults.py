@@ -128,12 +128,13 @@ def main() -> None:
     rounds, kills, converged, lost = [], 0, 0, 0
     try:
         while kills < args.kills:
-            shutil.rmtree(db, ignore_errors=True) if rnd.random() < 0.25 else None  # some rounds start fresh
+            shutil.rmtree(db, ignore_errors=True)   # each round indexes from scratch, so every point is reached
             fired = []
-            for _ in range(1 if rnd.random() < 0.7 else 2):     # sometimes kill the re-run too
+            for _ in range(1 if rnd.random() < 0.7 else 2):     # sometimes kill the re-run too (partial state)
                 point = rnd.choice(POINTS)
-                n = 1 if point.startswith("faiss") else rnd.randint(1, {"scan": args.images, "decode": args.images // 2,
-                                                                        "embed": 30, "commit": 30, "committed": 30}[point])
+                n = 1 if point.startswith("faiss") else rnd.randint(1, {"scan": args.images, "decode": args.images // 3,
+                                                                        "embed": args.images // 40, "commit": args.images // 40,
+                                                                        "committed": args.images // 40}[point])
                 rc = index(folder, db, f"{point}:{n}")
                 fired.append(f"{point}:{n}" + ("" if rc == -9 else " (run ended first)"))
                 kills += rc == -9

@@ -6,13 +6,15 @@ Results are typed :class:`Result` objects ranked by cosine similarity.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from index.decode import DEFAULT_MAX_PIXELS, open_image
-from index.errors import ImageError, ModelMismatchError, NotFoundError, QueryError, QueryImageError
+from index.errors import (ImageError, ModelMismatchError, NotFoundError, QueryError, QueryImageError,
+                          VectorIndexError)
 from index.paths import DataDir
 from index.store import Store
 from index.vectors import VectorIndex
@@ -23,6 +25,8 @@ from .query import Term, build_terms, check_terms, combine
 # A filtered selection up to this size is scored exactly from the vectors in SQLite; a larger one is
 # searched through FAISS with an ID selector (falling back to exact if the index returns too few).
 EXACT_SELECTION = 20_000
+# While an indexer runs, a search process rebuilds a flat index from SQLite at most this often.
+REBUILD_INTERVAL = 30.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class Engine:
         self._embedder = embedder
         self._fast = None if embedder is None and model is None else False
         self.max_pixels = max_pixels
+        self._rebuilt_at = time.monotonic()
 
     @classmethod
     def open(cls, db_dir=None, *, model: str | None = None, device: str | None = None, embedder=None,
@@ -131,10 +136,27 @@ class Engine:
 
     # --- freshness --------------------------------------------------------------------------------
     def refresh(self) -> bool:
-        """Reload the vectors if the indexer changed the database since. True if reloaded."""
+        """Follow the indexer: True if the vectors were reloaded.
+
+        When the database has moved on, the saved FAISS file is loaded if it matches (the indexer
+        finished). While an indexer is mid-run the file lags behind; a flat index is then rebuilt from
+        SQLite at most every REBUILD_INTERVAL seconds (an ANN index waits for the file). Meanwhile
+        results stay correct: every hit is looked up in SQLite, so deleted rows never come back.
+        """
         if self.store.generation == self.vectors.generation:
             return False
-        self.vectors = VectorIndex.open(self.store, save=False)
+        try:
+            self.vectors = VectorIndex.load_file(self.store)
+            self._rebuilt_at = time.monotonic()
+            return True
+        except VectorIndexError:
+            pass
+        if "IVF" in self.vectors.factory or "HNSW" in self.vectors.factory:
+            return False
+        if time.monotonic() - self._rebuilt_at < REBUILD_INTERVAL:
+            return False
+        self.vectors = VectorIndex.build(self.store)
+        self._rebuilt_at = time.monotonic()
         return True
 
     # --- encoding ---------------------------------------------------------------------------------

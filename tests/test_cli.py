@@ -101,7 +101,7 @@ def test_rebuild_vectors(runner, indexed):
      "Error: nothing to index: give one or more folders or images (pixseek index ~/Pictures)"),
     (["index", "{tmp}/missing", "--db", "{db}"], "Error: no such file or folder: {tmp}/missing"),
     (["index", "{tmp}/pics", "--db", "{db}", "--model", "bogus"],
-     "Error: unknown model 'bogus': give a registry name (pixseek-emoji, tiny-random), ARCH:TAG, ARCH:/path/to/checkpoint "
+     "Error: unknown model 'bogus': give a registry name (pixseek-emoji, tiny-random, vit-b-32-random), ARCH:TAG, ARCH:/path/to/checkpoint "
      "or a checkpoint with a JSON config beside it"),
 ])
 def test_errors_are_one_line_with_exit_code_1(runner, indexed, tmp_path, args, message):

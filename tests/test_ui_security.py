@@ -53,7 +53,12 @@ def test_text_boxes_and_upload(ui_index, monkeypatch):
     real = (root / "set0" / "img0000.jpg").read_bytes()
     for name in TRAVERSALS:
         at = AppTest.from_file(APP, default_timeout=120).run()
-        at.file_uploader[0].upload(name, real, "image/jpeg").run()      # a hostile name: it is only a label
+        at.file_uploader[0].upload(name + ".jpg", real, "image/jpeg").run()   # a hostile name is only a label
+        ATTEMPTS["count"] += 1
+        _shown_inside(at, root)
+        assert _cards(at)[0][1] == "img0000.jpg"
+        at = AppTest.from_file(APP, default_timeout=120).run()
+        at.file_uploader[0].upload(name, real, "image/jpeg").run()            # no extension: the bytes decide
         ATTEMPTS["count"] += 1
         _shown_inside(at, root)
         assert _cards(at)[0][1] == "img0000.jpg"

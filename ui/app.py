@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import os
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ import streamlit as st
 
 from index.errors import EmptyIndexError, ImageError, IndexNotFoundError, PixseekError
 from search.filters import Filter
-from search.uploads import DEFAULT_MAX_UPLOAD_BYTES, UPLOAD_EXTENSIONS
+from search.uploads import DEFAULT_MAX_UPLOAD_BYTES
 from ui.service import QuerySpec, Service
 
 COLUMNS = 4
@@ -134,9 +135,14 @@ def _query_inputs(svc: Service) -> QuerySpec:
     text = left.text_input("Describe what you are looking for", key="q", on_change=_new_query,
                            placeholder="a dog on a beach at sunset")
     neg = left.text_input("…but not", key="neg", on_change=_reset_pages, placeholder="people")
-    up = right.file_uploader("…or search by picture", type=list(UPLOAD_EXTENSIONS),
-                             key=f"upload-{ss.uploader}", on_change=_new_query)
+    # No type= filter and no on_change: the content decides what a file is (search/uploads.py), and
+    # Streamlit's own name check would fail outside this script, where no message can be shown.
+    up = right.file_uploader("…or search by picture", key=f"upload-{ss.uploader}",
+                             help="JPG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF: the content decides, not the name")
     upload = up.getvalue() if up is not None else None
+    if up is not None and ss.get("last_upload") != up.file_id:
+        ss.last_upload = up.file_id
+        _new_query()
     weight = 0.5
     if upload is not None and text.strip():
         weight = st.slider("Text ⟷ picture", 0.0, 1.0, 0.5, 0.05, key="weight", on_change=_reset_pages,
@@ -231,6 +237,15 @@ def _results(svc: Service, spec: QuerySpec, filt: Filter, page_size: int, min_sc
 
 def main() -> None:
     st.set_page_config(page_title="pixseek", page_icon="🔎", layout="wide")
+    try:
+        _page()
+    except Exception as e:  # noqa: BLE001 - a bug must reach the user as one line, the log gets the rest
+        logging.getLogger("pixseek").exception("search page failed")
+        st.error(f"Something went wrong: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                 "(the details are in the `pixseek ui` log)")
+
+
+def _page() -> None:
     args = _args()
     svc = service(args.db, int(args.max_upload_mb * 2**20))
     st.title("pixseek")
