@@ -91,3 +91,26 @@ def test_two_indexers_one_refuses(tmp_path):
     st = Store.open(db)
     assert st.count() == 150 and st.integrity_check() == "ok"
     st.close()
+
+
+def test_hostile_file_names_index_and_search(tmp_path, tiny):
+    """Quotes, newlines, SQL fragments and LIKE wildcards in names: stored and found as they are."""
+    from search.filters import Filter
+
+    root = tmp_path / "it's a \"folder\"; DROP TABLE images; --"
+    names = ["it's \"quoted\".jpg", "new\nline.png", "x'); DROP TABLE images; --.jpg", "100%_wild*card?.png",
+             "back\\slash.webp", "tab\there.jpg", "ünïcödé 日本.png", " leading space.jpg"]
+    for i, n in enumerate(names):
+        save(draw(900 + i), root / n)
+    db = tmp_path / "db"
+    s = Indexer(db, embedder=tiny, batch_size=4).run([root])
+    assert s.added == len(names) and s.failed == 0
+    with Engine.open(db, embedder=tiny) as eng:
+        st = eng.store
+        assert st.integrity_check() == "ok" and "images" in st.db.table_names()
+        for i, n in enumerate(names):
+            row = st.get_by_path(str(root / n))
+            assert row is not None, n
+            assert eng.similar(row.id, 3) and eng.search_vector(st.vector(row.id), 1)[0].path == str(root / n)
+        inside = eng.search_vector(eng.encode_text("x"), 50, filter=Filter(folder=str(root)))
+        assert sorted(r.name for r in inside) == sorted(names)
