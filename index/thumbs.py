@@ -8,6 +8,7 @@ Only rows of the index are ever read: callers pass an :class:`ImageRow`, never a
 from __future__ import annotations
 
 import io
+import logging
 import os
 import struct
 from pathlib import Path
@@ -20,6 +21,7 @@ from .store import ImageRow
 THUMB_SIDE = 320          # longest side in pixels: sharp in a 4-5 column grid on a HiDPI screen
 VIEW_SIDE = 2048          # the "open" view: big enough to inspect, never the 50 MP original
 THUMB_DIR = "thumbs"
+log = logging.getLogger("pixseek")
 
 
 def _valid_webp(data: bytes) -> bool:
@@ -55,6 +57,8 @@ class Thumbs:
         data = self.cached(row)
         if data is not None:
             return data
+        if self.path_for(row.hash).exists():
+            log.warning("thumbnail of %s was damaged; making it again", row.path)
         data = self._render(row, self.side, "WEBP", quality=80, method=4)
         if self._unchanged(row):  # never file a thumbnail of new content under the old hash
             self._write(self.path_for(row.hash), data)
