@@ -37,7 +37,10 @@ def _start(root: Path, db: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "pixseek.cli", "index", str(root), "--db", str(db), "--model", "tiny-random",
          "--batch-size", "4", "--workers", "1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A runner started in the background (no job control) passes SIGINT on as ignored, and Python
+        # then never turns it into KeyboardInterrupt: give the indexer the default disposition.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_rows(proc, db: Path, at_least: int, timeout: float = 180) -> int:
