@@ -93,8 +93,12 @@ def search_loop(db, stop, stats) -> None:
                 eng = Engine.open(db)
             eng.refresh()
             q = rng.standard_normal(eng.vectors.dim).astype(np.float32)
-            res = eng.search_vector(q / np.linalg.norm(q), 10)
-            live = eng.store.get(r.id for r in res)
+            eng.store.conn.execute("BEGIN")  # one snapshot for the engine's lookup and this check
+            try:
+                res = eng.search_vector(q / np.linalg.norm(q), 10)
+                live = eng.store.get(r.id for r in res)
+            finally:
+                eng.store.conn.execute("COMMIT")
             stats["stale"] += sum(1 for r in res if r.id not in live)
             stats["queries"] += 1
         except PixseekError:

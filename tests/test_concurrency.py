@@ -29,8 +29,14 @@ def search_loop(db: Path, stop: threading.Event, stats: dict) -> None:
                 if eng.refresh():
                     stats["reloads"] += 1
                 q = rng.standard_normal(eng.vectors.dim).astype(np.float32)
-                res = eng.search_vector(q / np.linalg.norm(q), 10)
-                live = eng.store.get(r.id for r in res)
+                # One read transaction: the engine's row lookup and this check see the same snapshot
+                # (checked later, a row could have been deleted after the results were returned).
+                eng.store.conn.execute("BEGIN")
+                try:
+                    res = eng.search_vector(q / np.linalg.norm(q), 10)
+                    live = eng.store.get(r.id for r in res)
+                finally:
+                    eng.store.conn.execute("COMMIT")
                 for r in res:   # every result is a row that exists, with its current path
                     if r.id not in live or live[r.id].path != r.path:
                         stats["stale"] += 1
