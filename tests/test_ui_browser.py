@@ -119,7 +119,11 @@ def _drive(page, url: str, extra: Path) -> None:
     box.fill("a dog")
     box.press("Enter")
     _wait_results(page)
-    assert page.evaluate(FIRST_NAME) in ("dog.png", "dog-face.png", "copy-dog-face.png")
+    # Streamlit replaces the page's elements as the rerun streams in: wait for the final first card.
+    page.wait_for_function(
+        "(names) => { const i = document.querySelector('[data-testid=\"stMain\"] img[alt$=\".png\"]');"
+        " return i && names.includes(i.alt) && i.naturalWidth > 0; }",
+        arg=["dog.png", "dog-face.png", "copy-dog-face.png"], timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "ui-text-search.png"))
     thumb_width = page.evaluate(
         "() => document.querySelector('[data-testid=\"stMain\"] img[alt$=\".png\"]').naturalWidth")
