@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from pathlib import Path
 
 from common import CACHE, dump_json, header, table, write_section
 from corpora import corpus
+
+from index.store import peek_count
 
 
 def rss(pid: int) -> int:
@@ -34,17 +35,6 @@ def children(pid: int) -> list[int]:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
-
-
-def rows_in(db: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{db / 'pixseek.db'}?mode=ro", uri=True, timeout=1)
-        try:
-            return con.execute("SELECT count(*) FROM images").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
 
 
 def main() -> None:
@@ -68,7 +58,7 @@ def main() -> None:
         r = rss(p.pid)
         w = max((rss(c) for c in children(p.pid)), default=0)
         if time.perf_counter() >= next_rows:
-            n_rows = rows_in(db)
+            n_rows = peek_count(db)
             next_rows = time.perf_counter() + 2
         if not base and n_rows > 0:
             base = r

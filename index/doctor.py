@@ -179,7 +179,7 @@ def run(db_dir=None, *, repair: bool = True) -> Report:
     if not repair:
         return _run(dd, r, repair)
     from .errors import IndexLockedError
-    from .indexer import DirLock
+    from .lock import DirLock
 
     try:
         with DirLock(dd):  # no indexer may write while the doctor repairs

@@ -12,13 +12,14 @@ import contextlib
 import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from . import faults
 from .errors import DatabaseTooNewError, EmptyIndexError, IndexNotFoundError, ModelMismatchError, StoreError
-from .paths import DataDir
+from .paths import DB_FILE, DataDir
 
 
 def _m001_initial(db) -> None:
@@ -75,12 +76,27 @@ IMAGE_COLUMNS = "id, path, root, size, mtime_ns, hash, width, height, format, ad
 
 
 # Paths equal to a root or inside it, as an index range scan: "root/" <= path < "root0" ('0' follows '/').
-_UNDER = "path = ? OR (path >= ? AND path < ?)"
+# SQL with three parameters, bound with under_params(root); search filters use it too.
+UNDER_SQL = "path = ? OR (path >= ? AND path < ?)"
 
 
-def _under(root: str) -> tuple[str, str, str]:
+def under_params(root: str) -> tuple[str, str, str]:
     prefix = root.rstrip("/") + "/"
     return root, prefix, prefix[:-1] + chr(ord("/") + 1)
+
+
+def peek_count(data_dir) -> int:
+    """Images in the database under ``data_dir``, read-only and without opening a Store (no migration,
+    no lock): for watching a running indexer from outside. 0 while the file is missing or busy."""
+    db = Path(data_dir) / DB_FILE
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return con.execute("SELECT count(*) FROM images").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
 
 
 def vec_to_blob(v: np.ndarray) -> bytes:
@@ -220,7 +236,7 @@ class Store:
     def rows_under(self, root: str) -> Iterator[tuple[int, str, int, int, str]]:
         """(id, path, size, mtime_ns, hash) of rows whose path lies under ``root`` (or is it)."""
         yield from self.conn.execute(
-            f"SELECT id, path, size, mtime_ns, hash FROM images WHERE {_UNDER}", _under(root))
+            f"SELECT id, path, size, mtime_ns, hash FROM images WHERE {UNDER_SQL}", under_params(root))
 
     def ids_by_hash(self, digest: str) -> list[int]:
         return [r[0] for r in self.conn.execute("SELECT id FROM images WHERE hash = ?", (digest,))]
@@ -365,7 +381,7 @@ class Store:
 
     def clear_errors_under(self, root: str, keep: set[str]) -> int:
         """Forget errors for files under ``root`` that the latest scan no longer saw."""
-        stale = [r[0] for r in self.conn.execute(f"SELECT path FROM errors WHERE {_UNDER}", _under(root))
+        stale = [r[0] for r in self.conn.execute(f"SELECT path FROM errors WHERE {UNDER_SQL}", under_params(root))
                  if r[0] not in keep]
         self.conn.executemany("DELETE FROM errors WHERE path = ?", ((p,) for p in stale))
         return len(stale)

@@ -151,7 +151,7 @@ class Engine:
             return True
         except VectorIndexError:
             pass
-        if "IVF" in self.vectors.factory or "HNSW" in self.vectors.factory:
+        if self.vectors.trained:
             return False
         if time.monotonic() - self._rebuilt_at < REBUILD_INTERVAL:
             return False

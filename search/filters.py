@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from index.errors import QueryError
-from index.store import _UNDER, _under
+from index.store import UNDER_SQL, under_params
 
 # The date a picture carries: its EXIF capture time when the indexer found one, else the file time.
 DATE_SQL = "COALESCE(taken_at, mtime_ns / 1e9)"
@@ -54,8 +54,8 @@ class Filter:
         if self.folder:
             # normpath folds "a/../b" and trailing slashes, so the range test sees a clean prefix.
             folder = os.path.normpath(self.folder)
-            clauses.append(f"({_UNDER})")
-            params += list(_under(folder))
+            clauses.append(f"({UNDER_SQL})")
+            params += list(under_params(folder))
         if self.formats:
             clauses.append(f"format IN ({','.join('?' * len(self.formats))})")
             params += [str(f).upper() for f in self.formats]

@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 import os
 
-import pytest
 from click.testing import CliRunner
 
 from index.doctor import run
-from index.indexer import DirLock, Indexer
+from index.indexer import Indexer
+from index.lock import DirLock
 from index.paths import DataDir
 from index.store import Store
 from index.thumbs import Thumbs

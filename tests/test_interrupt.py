@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,22 +13,11 @@ import pytest
 from imagegen import make_corpus
 
 from index.indexer import Indexer
-from index.store import Store
+from index.store import Store, peek_count
 from index.vectors import VectorIndex
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 160
-
-
-def _count(db: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{db / 'pixseek.db'}?mode=ro", uri=True, timeout=1)
-        try:
-            return con.execute("SELECT count(*) FROM images").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
 
 
 def _start(root: Path, db: Path) -> subprocess.Popen:
@@ -46,7 +34,7 @@ def _start(root: Path, db: Path) -> subprocess.Popen:
 def _wait_for_rows(proc, db: Path, at_least: int, timeout: float = 180) -> int:
     t0 = time.time()
     while time.time() - t0 < timeout:
-        n = _count(db)
+        n = peek_count(db)
         if n >= at_least:
             return n
         if proc.poll() is not None:
@@ -95,7 +83,7 @@ def test_kill_9_mid_run_then_rerun_completes(big_corpus, tmp_path, tiny, clean_v
     seen = _wait_for_rows(proc, db, 8)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
-    partial = _count(db)
+    partial = peek_count(db)
     assert 8 <= seen <= partial < N, (seen, partial)
     s = Indexer(db, embedder=tiny).run([big_corpus])
     assert s.added == N - partial and s.unchanged == partial and s.failed == 0
@@ -110,7 +98,7 @@ def test_ctrl_c_exits_130_and_keeps_work(big_corpus, tmp_path, tiny, clean_vecto
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert err.strip().endswith("Interrupted: work committed so far is kept; run the same command again to resume.")
-    partial = _count(db)
+    partial = peek_count(db)
     assert 8 <= partial < N
     s = Indexer(db, embedder=tiny).run([big_corpus])
     assert s.added == N - partial

@@ -11,7 +11,7 @@ from PIL import Image
 
 from index.decode import decode_bytes
 from index.errors import DatabaseTooNewError, ImageError, IndexLockedError
-from index.indexer import DirLock
+from index.lock import DirLock
 from index.paths import DataDir
 from index.store import MIGRATIONS, SCHEMA_VERSION, Store
 

@@ -1,0 +1,57 @@
+"""The data-dir lock: one writer (``pixseek index`` or ``pixseek doctor``) per data dir at a time.
+
+An exclusive, non-blocking ``flock`` on ``DATA_DIR/lock``, holding the owner's pid for the message the
+next writer sees. The kernel drops it when the process dies, and forked decode workers close their
+copy at fork, so a killed indexer never leaves a data dir locked.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+
+from .errors import IndexLockedError
+from .paths import DataDir
+
+_HELD_LOCKS: set[int] = set()
+
+
+def _drop_locks_in_child() -> None:
+    # A forked decode worker must not keep the data-dir lock alive after the indexer is killed.
+    for fd in list(_HELD_LOCKS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_drop_locks_in_child)
+
+
+class DirLock:
+    """An exclusive, non-blocking lock on a data dir, held for the whole run (released on exit/kill)."""
+
+    def __init__(self, data_dir: DataDir):
+        self.path = data_dir.lock
+        self.fd: int | None = None
+
+    def __enter__(self) -> "DirLock":
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            self.fd = None
+            raise IndexLockedError(f"another pixseek index (pid {holder}) is writing to {self.path.parent}; "
+                                   f"wait for it to finish") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+        _HELD_LOCKS.add(self.fd)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            _HELD_LOCKS.discard(self.fd)
+            os.close(self.fd)
+            self.fd = None
