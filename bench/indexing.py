@@ -21,9 +21,13 @@ from corpora import files, subset
 
 
 def forward_rate(emb, batch: int, seconds: float = 3.0) -> float:
-    import torch
+    import numpy as np
 
-    x = torch.randn(batch, 3, emb.image_size, emb.image_size)
+    x = np.random.default_rng(0).standard_normal((batch, 3, emb.image_size, emb.image_size), dtype=np.float32)
+    if emb.runtime == "torch":
+        import torch
+
+        x = torch.from_numpy(x)
     emb.encode_tensors(x)  # warm-up (and CUDA kernels)
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds or n < 2 * batch:
@@ -74,13 +78,19 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--section", default=None)
+    ap.add_argument("--runtime", default="auto", choices=["auto", "torch"])
     args = ap.parse_args()
 
     from index.embed import Embedder
+    from index.export import export_query_encoders
 
     rows, raw = [], []
     for model in args.models.split(","):
-        emb = Embedder.from_spec(model, args.device)
+        # what `pixseek index` embeds with: on a CPU, the model's ONNX export (made here if missing)
+        emb = Embedder.for_indexing(model, args.device, args.runtime)
+        if emb.runtime == "torch" and emb.device == "cpu" and args.runtime != "torch":
+            export_query_encoders(emb.m)
+            emb = Embedder.for_indexing(model, args.device, args.runtime)
         cuda = emb.device.startswith("cuda")
         batch = args.batch or (256 if cuda else 64)
         for kind, n, n_naive, n_dec in (("large", args.large, 40, 100),
@@ -94,9 +104,9 @@ def main() -> None:
             naive = naive_rate(emb, paths[:n_naive])
             dec = decode_rate(emb, paths[:n_dec])
             cores = len(os.sched_getaffinity(0))
-            rows.append([f"{n} {kind}", model, emb.device, batch, workers, pix, fwd, pix / fwd, naive, pix / naive,
+            rows.append([f"{n} {kind}", model, f"{emb.device} ({emb.runtime})", batch, workers, pix, fwd, pix / fwd, naive, pix / naive,
                          dec, dec * min(workers, cores)])
-            raw.append(dict(corpus=kind, n=n, model=model, device=emb.device, batch=batch, workers=workers,
+            raw.append(dict(corpus=kind, n=n, model=model, device=emb.device, runtime=emb.runtime, batch=batch, workers=workers,
                             pixseek=pix, forward=fwd, naive=naive, decode_1proc=dec, summary=s.to_dict()))
             print(table(HEAD, rows[-1:]).splitlines()[-1], flush=True)
     body = header(f"Indexing throughput ({'GPU' if any(r['device'].startswith('cuda') for r in raw) else 'CPU'})")
@@ -107,11 +117,12 @@ def main() -> None:
     print("\n" + body)
 
 
-HEAD = ["corpus", "model", "device", "batch", "workers", "pixseek img/s", "forward-only img/s",
+HEAD = ["corpus", "model", "device (runtime)", "batch", "workers", "pixseek img/s", "forward-only img/s",
         "pixseek / forward", "naive img/s", "pixseek / naive", "decode img/s (1 proc)", "decode capacity"]
 NOTE = ("pixseek = images through the model per second of indexing work (read, hash, decode, transform, "
         "embed, SQLite + FAISS writes); forward-only = the same model and batch size on pre-made tensors; "
-        "naive = PIL open + convert + transform + encode, one image at a time; decode = pixseek's decode "
+        "naive = PIL open + convert + transform + encode, one image at a time (same runtime); runtime = what "
+        "`pixseek index` embeds with (on a CPU: ONNX Runtime on the model's export, made by its first run); decode = pixseek's decode "
         "and transform in one process (capacity = that x min(workers, cores)).")
 
 if __name__ == "__main__":

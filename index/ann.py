@@ -133,7 +133,13 @@ def train_index(index, sample: np.ndarray) -> None:
             ivf.clustering_index = clus
         except Exception as e:  # no IVF, or no GPU build of this kind: train on the CPU
             log.info("index training stays on CPU: %s", e)
-    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    try:
+        index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    finally:
+        try:  # the GPU assignment index lives only as long as this call: no dangling pointer after it
+            faiss.extract_index_ivf(index).clustering_index = None
+        except (RuntimeError, AttributeError):
+            pass
 
 
 def tune(index, factory: str, query_sets: list[tuple[np.ndarray, np.ndarray]], rerank_fn=None, k: int = 10,

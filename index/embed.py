@@ -12,12 +12,26 @@ from .models import LoadedModel, load
 
 
 class Embedder:
+    runtime = "torch"
+
     def __init__(self, model: LoadedModel):
         self.m = model
 
     @classmethod
     def from_spec(cls, spec: str | None = None, device: str | None = None) -> "Embedder":
         return cls(load(spec, device))
+
+    @classmethod
+    def for_indexing(cls, spec: str | None = None, device: str | None = None, runtime: str | None = None):
+        """On a CPU, the model's ONNX export when it has one for exactly these weights
+        (:mod:`index.onnx_embed`: faster start and forward pass); else the torch model."""
+        from .onnx_embed import OnnxEmbedder, cpu_only, runtime_setting
+
+        if runtime_setting(runtime) == "auto" and cpu_only(device):
+            emb = OnnxEmbedder.for_spec(spec)
+            if emb is not None:
+                return emb
+        return cls.from_spec(spec, device)
 
     @property
     def model_id(self) -> str:

@@ -18,7 +18,7 @@ import shutil
 import warnings
 from pathlib import Path
 
-from .models import LoadedModel
+from .models import CONFIGS_DIR, LoadedModel, ModelSource
 from .paths import cache_dir
 
 log = logging.getLogger("pixseek")
@@ -33,6 +33,105 @@ def exported(model_id: str) -> bool:
     return (encoder_dir(model_id) / "encoder.json").is_file()
 
 
+def _stat(path) -> list | None:
+    try:
+        st = os.stat(path)
+        return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
+    except OSError:
+        return None
+
+
+def _version(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def source_key(src: ModelSource) -> str:
+    """What identifies a model spec's weights without loading them: the spec's fields, the files behind
+    it (path, size, mtime) and the library versions that build random weights. A changed file gives a
+    new key, so a stale export is never used for it."""
+    import hashlib
+
+    files = [src.checkpoint, src.config_file, CONFIGS_DIR / f"{src.arch}.json"]
+    cfg = src.extra.get("model_cfg") if src.extra else None
+    if cfg is None and (CONFIGS_DIR / f"{src.arch}.json").is_file():
+        try:
+            cfg = json.loads((CONFIGS_DIR / f"{src.arch}.json").read_text())
+        except (OSError, ValueError):
+            cfg = None
+    hf = (cfg or {}).get("text_cfg", {}).get("hf_model_name")
+    if isinstance(hf, str):
+        try:
+            from .models import package_path
+
+            folder = package_path(hf) if hf.startswith("pkg:") else hf
+            files.append(Path(folder) / "model.safetensors")
+        except Exception:  # noqa: BLE001 - a text tower that cannot be found: no key match, torch decides
+            files.append(Path(hf))
+    facts = {"spec": src.spec, "name": src.name, "arch": src.arch, "kind": src.kind, "tag": src.tag,
+             "seed": src.seed, "files": [_stat(f) for f in files if f is not None],
+             "open_clip": _version("open_clip_torch"), "torch": _version("torch") if src.kind == "random" else None}
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _pointer(src: ModelSource) -> Path:
+    return cache_dir() / "encoders" / "by-source" / f"{source_key(src)}.json"
+
+
+def exported_for(src: ModelSource) -> tuple[Path, dict] | None:
+    """(folder, encoder.json) of the export made from exactly these weights, or None."""
+    try:
+        model_id = json.loads(_pointer(src).read_text())["model_id"]
+        folder = encoder_dir(model_id)
+        meta = json.loads((folder / "encoder.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if meta.get("format") != FORMAT or meta.get("model_id") != model_id or not (folder / "image.onnx").is_file():
+        return None
+    return folder, meta
+
+
+def _write_pointer(m: LoadedModel) -> None:
+    try:
+        p = _pointer(m.source)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"model_id": m.model_id, "spec": m.spec}))
+        os.replace(tmp, p)
+    except OSError as e:
+        log.info("could not record the export of %s: %s", m.model_id, e)
+
+
+def prompt_vectors(model_id: str, prompts: list[str], encode) -> "object":
+    """The model's vectors for ``prompts`` (the ANN tuning queries), computed once per model and kept
+    beside its exported encoders, so every new index of that model reuses them."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256("\n".join(prompts).encode()).hexdigest()[:12]
+    path = encoder_dir(model_id) / f"prompts-{digest}.npy"
+    try:
+        v = np.load(path)
+        if v.shape[0] == len(prompts):
+            return v
+    except (OSError, ValueError):
+        pass
+    v = np.asarray(encode(prompts), dtype=np.float32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, v)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return v
+
+
 def _tokenizer_file(m: LoadedModel) -> Path | None:
     """tokenizer.json of a Hugging Face tokenizer (open_clip's HFTokenizer keeps it as .tokenizer)."""
     path = getattr(getattr(m.tokenizer, "tokenizer", None), "name_or_path", None)
@@ -45,6 +144,7 @@ def export_query_encoders(m: LoadedModel, *, force: bool = False) -> Path | None
     """Export (idempotent). Returns the folder, or None when export is not possible (logged)."""
     dest = encoder_dir(m.model_id)
     if exported(m.model_id) and not force:
+        _write_pointer(m)
         return dest
     try:
         import onnx  # noqa: F401  (the exporter needs it)
@@ -93,8 +193,11 @@ def export_query_encoders(m: LoadedModel, *, force: bool = False) -> Path | None
                 meta["tokenizer"] = {"kind": "hf", "context_length": int(ids.shape[1]),
                                      "pad_id": int(getattr(model.text.config, "pad_token_id", 0) or 0)}
         (tmp / "encoder.json").write_text(json.dumps(meta, indent=1))
+        for kept in dest.glob("prompts-*.npy"):  # vectors of the same model id stay valid
+            shutil.copy(kept, tmp / kept.name)
         shutil.rmtree(dest, ignore_errors=True)
         os.replace(tmp, dest)
+        _write_pointer(m)
         return dest
     except Exception as e:  # export is an optimisation: never fail the caller
         log.info("could not export query encoders for %s: %s", m.model_id, str(e).splitlines()[0][:200])

@@ -6,12 +6,8 @@ committed one batch per transaction, so a killed run resumes where it stopped.
 """
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import sqlite3
-import queue
-import threading
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -23,12 +19,14 @@ import numpy as np
 from . import faults
 from .decode import DEFAULT_MAX_PIXELS
 from .embed import Embedder
-from .errors import IndexLockedError, StoreError, VectorIndexError
+from .errors import StoreError, VectorIndexError
+from .lock import DirLock
 from .paths import DataDir
 from .pipeline import Job, Prepared, prepared_batches
 from .scan import FileEntry, ScanError, normalize_roots, scan
 from .store import Store, vec_to_blob
 from .vectors import TUNING_QUERIES_FILE, VectorIndex
+from .writer import Writer, write_error
 
 PROMPTS = Path(__file__).resolve().parent / "prompts.txt"
 
@@ -69,119 +67,16 @@ class _Op:
     vector: np.ndarray | None = field(default=None, repr=False)
 
 
-_HELD_LOCKS: set[int] = set()
-
-
-def _drop_locks_in_child() -> None:
-    # A forked decode worker must not keep the data-dir lock alive after the indexer is killed.
-    for fd in list(_HELD_LOCKS):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    _HELD_LOCKS.clear()
-
-
-os.register_at_fork(after_in_child=_drop_locks_in_child)
-
-
-class DirLock:
-    """An exclusive, non-blocking lock on a data dir, held for the whole run (released on exit/kill)."""
-
-    def __init__(self, data_dir: DataDir):
-        self.path = data_dir.lock
-        self.fd: int | None = None
-
-    def __enter__(self) -> "DirLock":
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(self.fd)
-            self.fd = None
-            raise IndexLockedError(f"another pixseek index (pid {holder}) is writing to {self.path.parent}; "
-                                   f"wait for it to finish") from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
-        _HELD_LOCKS.add(self.fd)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            _HELD_LOCKS.discard(self.fd)
-            os.close(self.fd)
-            self.fd = None
-
-
-def _write_error(dd: DataDir, e: BaseException) -> StoreError:
-    """A failed write (disk full, read-only disk, I/O error) as one line; committed work is kept."""
-    full = getattr(e, "errno", None) == errno.ENOSPC or "disk is full" in str(e)
-    what = "the disk is full" if full else (getattr(e, "strerror", None) or str(e).splitlines()[0])
-    return StoreError(f"indexing stopped: {what} (writing to {dd.root}); everything committed before is "
-                      f"kept and searchable", hint="free some space and run the same command again" if full
-                      else "fix the cause and run the same command again")
-
-
-class _Writer(threading.Thread):
-    """Applies batches of ops to SQLite and the FAISS cache on its own connection, while the model
-    embeds the next batch. At most ``depth`` batches wait; an error stops it and is re-raised to the
-    indexer on its next ``put`` or on ``finish``."""
-
-    def __init__(self, indexer: "Indexer", vi: VectorIndex, model_id: str, s: "Summary", depth: int = 2):
-        super().__init__(name="pixseek-writer", daemon=True)
-        self.indexer, self.vi, self.model_id, self.s = indexer, vi, model_id, s
-        self.q: queue.Queue = queue.Queue(depth)
-        self.error: BaseException | None = None
-        self.done = 0
-
-    def run(self) -> None:
-        store = Store.open(self.indexer.data_dir)
-        try:
-            while True:
-                ops = self.q.get()
-                if ops is None:
-                    return
-                if self.error is None:
-                    try:
-                        self.indexer._write(store, self.vi, self.model_id, ops, self.s)
-                        self.done += len(ops)
-                    except BaseException as e:  # noqa: BLE001 - handed to the indexer thread
-                        self.error = e
-        finally:
-            store.close()
-
-    def _raise(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-    def put(self, ops: list) -> None:
-        self._raise()
-        while True:
-            try:
-                self.q.put(ops, timeout=0.5)
-                return
-            except queue.Full:
-                self._raise()
-                if not self.is_alive():
-                    raise RuntimeError("the database writer stopped")
-
-    def finish(self) -> None:
-        """Wait for every queued batch to be committed (or dropped after an error), then stop."""
-        if self.is_alive():
-            self.q.put(None)
-            self.join()
-        self._raise()
-
-
 class Indexer:
     def __init__(self, db_dir=None, *, model: str | None = None, embedder: Embedder | None = None,
                  device: str | None = None, batch_size: int | None = None, workers: int | None = None,
                  exclude: Iterable[str] = (), include_hidden: bool = False,
                  max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False, export_encoders: bool = True,
-                 index_type: str | None = None):
+                 index_type: str | None = None, runtime: str | None = None):
         """``index_type``: "auto" (by corpus size and memory) or a FAISS factory string; kept by the
-        index for later runs. ``workers``: decode processes (default: cores + 1, at most 16)."""
+        index for later runs. ``workers``: decode processes (default: cores + 1, at most 16).
+        ``runtime``: "auto" (a CPU run embeds with the model's ONNX export when there is one) or
+        "torch"; default from ``PIXSEEK_RUNTIME``."""
         self.data_dir = db_dir if isinstance(db_dir, DataDir) else DataDir.resolve(db_dir)
         self.index_type = index_type
         self.model_spec = model
@@ -194,12 +89,13 @@ class Indexer:
         self.max_pixels = max_pixels
         self.progress = progress
         self.export_encoders = export_encoders
+        self.runtime = runtime
 
     # --- model ------------------------------------------------------------------------------------
     def _embedder_for(self, store: Store) -> Embedder:
         if self.embedder is None:
             spec = self.model_spec or store.model_spec  # an existing index keeps its model
-            self.embedder = Embedder.from_spec(spec, self.device)
+            self.embedder = Embedder.for_indexing(spec, self.device, self.runtime)
         e = self.embedder
         store.check_model(e.model_id, e.spec, e.dim, adopt=True)
         return e
@@ -226,7 +122,7 @@ class Indexer:
             try:
                 return self._run(store, roots)
             except (OSError, sqlite3.OperationalError) as e:
-                raise _write_error(self.data_dir, e) from None
+                raise write_error(self.data_dir, e) from None
             finally:
                 store.close()
 
@@ -301,10 +197,11 @@ class Indexer:
         vi.save(store)
         s.total = store.count()
         s.work_seconds = time.perf_counter() - t_work
-        if emb is not None and self.export_encoders:
+        if emb is not None and self.export_encoders and getattr(emb, "runtime", "torch") == "torch":
             from .export import export_query_encoders
 
-            export_query_encoders(emb.m)  # once per model: lets `pixseek search` start without torch
+            # once per model: `pixseek search` starts without torch, later CPU runs index on ONNX Runtime
+            export_query_encoders(emb.m)
         s.seconds = time.perf_counter() - t0
         return s
 
@@ -344,7 +241,9 @@ class Indexer:
         prompts = [ln.strip() for ln in PROMPTS.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
         try:
-            np.save(tmp, emb.encode_texts(prompts))
+            from .export import prompt_vectors
+
+            np.save(tmp, prompt_vectors(emb.model_id, prompts, emb.encode_texts))
             os.replace(tmp, path)
         except OSError:
             tmp.unlink(missing_ok=True)
@@ -361,7 +260,7 @@ class Indexer:
             known_hashes=frozenset(vanished_by_hash), workers=self._workers(emb),
             batch_size=self.batch_size or (256 if emb.device.startswith("cuda") else 64),
             pin_memory=emb.device.startswith("cuda"))
-        writer = _Writer(self, vi, emb.model_id, s)
+        writer = Writer(self.data_dir, lambda st, ops: self._write(st, vi, emb.model_id, ops, s))
         writer.start()
         pos = 0
         try:

@@ -11,6 +11,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
+
 from . import faults
 from .decode import DEFAULT_MAX_FILE_BYTES, decode_bytes
 from .errors import ImageError
@@ -89,11 +91,27 @@ class _Work:
 
 
 def _collate(items):
-    import torch
-
     preps = [p for p, _ in items]
     tensors = [t for _, t in items if t is not None]
-    return preps, (torch.stack(tensors) if tensors else None)
+    if not tensors:
+        return preps, None
+    if isinstance(tensors[0], np.ndarray):  # the ONNX Runtime path preprocesses to numpy
+        return preps, np.stack(tensors)
+    import torch
+
+    return preps, torch.stack(tensors)
+
+
+def _collate_shared(items):
+    """In a worker: numpy batches (the ONNX Runtime path) become torch tensors, which travel to the parent
+    in shared memory. Pickled through the result pipe instead, a batch fills it, and a worker whose parent
+    was killed then blocks on that pipe forever instead of exiting."""
+    preps, x = _collate(items)
+    if isinstance(x, np.ndarray):
+        import torch
+
+        x = torch.from_numpy(x)
+    return preps, x
 
 
 def _worker_init(_: int) -> None:
@@ -122,7 +140,7 @@ def prepared_batches(jobs: Sequence[Job], *, preprocess: Callable, min_side: int
     warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
 
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        collate_fn=_collate, pin_memory=pin_memory, prefetch_factor=prefetch,
+                        collate_fn=_collate_shared, pin_memory=pin_memory, prefetch_factor=prefetch,
                         worker_init_fn=_worker_init, persistent_workers=False,
                         multiprocessing_context=multiprocessing.get_context("fork"))
     it = iter(loader)

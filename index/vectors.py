@@ -25,6 +25,7 @@ log = logging.getLogger("pixseek")
 DEFAULT_FACTORY = "IDMap2,Flat"
 AUTO = "auto"
 TUNING_QUERIES_FILE = "tuning-queries.npy"
+GPU_MAX_K = 2048  # FAISS GPU k-selection limit (GPU_MAX_SELECTION_K); deeper searches use the CPU index
 
 
 def _faiss():
@@ -57,6 +58,12 @@ class VectorIndex:
     @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
+
+    @property
+    def trained(self) -> bool:
+        """An ANN type (IVF, HNSW) that is trained/tuned on the corpus: far too costly to rebuild on the
+        fly, unlike an exact flat index."""
+        return "IVF" in self.factory or "HNSW" in self.factory
 
     # --- persistence ------------------------------------------------------------------------------
     def save(self, store: Store) -> None:
@@ -235,7 +242,8 @@ class VectorIndex:
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         k = max(1, min(int(k), max(self.ntotal, 1)))
         if ids is None:
-            return self._searcher().search(q, k)
+            searcher = self._searcher() if k <= GPU_MAX_K else self.index
+            return searcher.search(q, k)
         faiss = _faiss()
         sel = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
         name, _, value = self.params.partition("=")

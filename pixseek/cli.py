@@ -69,14 +69,17 @@ def cli(verbose: bool) -> None:
 @click.option("--workers", "-j", default=None, type=click.IntRange(0, 256),
               help="Decode processes (default: cores + 1, at most 16; 0 = in-process).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@click.option("--runtime", type=click.Choice(["auto", "torch"]), default=None,
+              help="auto (default; PIXSEEK_RUNTIME overrides): on a CPU, embed with the model's ONNX export once "
+                   "a run has made it (faster start and forward pass); torch: always the torch model.")
 @click.option("--index-type", default=None, metavar="TYPE",
               help="auto (by size and memory), or a FAISS factory string: Flat, HNSW32, IVF4096,Flat, "
                    "IVF4096,SQ8, IVF4096,PQ32. Remembered by the index.")
 @click.option("--max-pixels", default=None, type=click.IntRange(1), help="Pixel cap per image (default 150M).")
 @click.option("--rebuild-vectors", is_flag=True, help="Rebuild the FAISS index from SQLite (alone or with PATHs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def index_cmd(paths, db, model, exclude, include_hidden, batch_size, workers, device, index_type, max_pixels,
-              rebuild_vectors, as_json):
+def index_cmd(paths, db, model, exclude, include_hidden, batch_size, workers, device, runtime, index_type,
+              max_pixels, rebuild_vectors, as_json):
     """Index the images under PATHS (incremental: only new and changed files are embedded)."""
     from index.decode import DEFAULT_MAX_PIXELS
     from index.errors import NoImagesError
@@ -87,7 +90,8 @@ def index_cmd(paths, db, model, exclude, include_hidden, batch_size, workers, de
                             hint="pixseek index ~/Pictures")
     ix = Indexer(db, model=model, device=device, batch_size=batch_size, workers=workers, exclude=exclude,
                  include_hidden=include_hidden, max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
-                 progress=sys.stderr.isatty() and not as_json, index_type=index_type)
+                 progress=sys.stderr.isatty() and not as_json, index_type=index_type,
+                 runtime=runtime)
     if rebuild_vectors and not paths:
         t0 = time.perf_counter()
         vi = ix.rebuild_vectors()

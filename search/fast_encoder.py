@@ -6,7 +6,6 @@ truncation, and images go through the same resize / centre-crop / normalise step
 """
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 from typing import Sequence
@@ -15,14 +14,7 @@ import numpy as np
 from PIL import Image
 
 from index.export import FORMAT, encoder_dir
-
-try:
-    from ftfy import fix_text as _fix
-except ImportError:  # pragma: no cover - ftfy comes with open_clip
-    def _fix(text: str) -> str:
-        return text
-
-_RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}
+from index.onnx_embed import has_hf_text, hf_tokenizer, preprocess_array, tokenize
 
 
 class FastEncoder:
@@ -40,7 +32,7 @@ class FastEncoder:
         self._image = None
         self._text = None
         self._tok = None
-        self.has_text = (folder / "text.onnx").is_file() and meta.get("tokenizer", {}).get("kind") == "hf"
+        self.has_text = has_hf_text(folder, meta)
 
     @classmethod
     def load(cls, model_id: str | None) -> "FastEncoder | None":
@@ -66,16 +58,8 @@ class FastEncoder:
     # --- text -------------------------------------------------------------------------------------
     def _tokenize(self, texts: Sequence[str]) -> np.ndarray:
         if self._tok is None:
-            from tokenizers import Tokenizer
-
-            cfg = self.meta["tokenizer"]
-            tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
-            tok.enable_truncation(max_length=cfg["context_length"])
-            tok.enable_padding(length=cfg["context_length"], pad_id=cfg["pad_id"])
-            self._tok = tok
-        # open_clip's HFTokenizer cleans whitespace (and HTML entities) before tokenising
-        clean = [" ".join(html.unescape(html.unescape(_fix(t))).split()) for t in texts]
-        return np.array([e.ids for e in self._tok.encode_batch(clean)], dtype=np.int64)
+            self._tok = hf_tokenizer(self.folder, self.meta)
+        return tokenize(self._tok, texts)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not self.has_text:
@@ -86,22 +70,9 @@ class FastEncoder:
 
     # --- images -----------------------------------------------------------------------------------
     def preprocess(self, img: Image.Image) -> np.ndarray:
-        s = self.image_size
-        w, h = img.size
-        if self.meta.get("resize_mode", "shortest") == "squash":
-            img = img.resize((s, s), _RESAMPLE.get(self.meta.get("interpolation"), Image.BICUBIC))
-        else:
-            if w <= h:
-                nw, nh = s, int(s * h / w)
-            else:
-                nw, nh = int(s * w / h), s
-            if (nw, nh) != (w, h):
-                img = img.resize((nw, nh), _RESAMPLE.get(self.meta.get("interpolation"), Image.BICUBIC))
-            left, top = int(round((nw - s) / 2.0)), int(round((nh - s) / 2.0))
-            img = img.crop((left, top, left + s, top + s))
-        x = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-        x = (x - np.array(self.meta["mean"], np.float32)) / np.array(self.meta["std"], np.float32)
-        return x.transpose(2, 0, 1)
+        m = self.meta
+        return preprocess_array(img, self.image_size, m["mean"], m["std"], m.get("interpolation", "bicubic"),
+                                m.get("resize_mode", "shortest"))
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if self._image is None:
