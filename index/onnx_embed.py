@@ -110,6 +110,8 @@ class OnnxEmbedder:
         opts.log_severity_level = 3
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         opts.intra_op_num_threads = threads or cores
+        # No spin-waiting between batches: the decode workers need those cores while the model waits.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._ort, self._opts = ort, opts
         self._image = self._session("image.onnx")
         self._text = None
