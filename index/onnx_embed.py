@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - ftfy comes with open_clip
         return text
 
 RUNTIMES = ("auto", "torch")
+HEAVY_TOWER_BYTES = 64 << 20  # an exported image tower this big runs with spinning threads (see below)
 _RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}
 
 
@@ -110,8 +111,11 @@ class OnnxEmbedder:
         opts.log_severity_level = 3
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         opts.intra_op_num_threads = threads or cores
-        # No spin-waiting between batches: the decode workers need those cores while the model waits.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # ORT's threads spin-wait between operators. For a heavy tower (ViT-B class) that is ~15 % faster
+        # and the model is the bottleneck; a light tower is decode-bound, and spinning takes the cores the
+        # decode workers need (bench/indexing.py, 8 MP JPEGs: ~10 % slower). File size stands for cost.
+        heavy = (folder / "image.onnx").stat().st_size >= HEAVY_TOWER_BYTES
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if heavy else "0")
         self._ort, self._opts = ort, opts
         self._image = self._session("image.onnx")
         self._text = None
