@@ -82,17 +82,28 @@ def _pointer(src: ModelSource) -> Path:
     return cache_dir() / "encoders" / "by-source" / f"{source_key(src)}.json"
 
 
+def read_export(model_id: str | None) -> tuple[Path, dict] | None:
+    """(folder, encoder.json) of ``model_id``'s export, or None (none, another format, damaged)."""
+    if not model_id:
+        return None
+    folder = encoder_dir(model_id)
+    try:
+        meta = json.loads((folder / "encoder.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("model_id") != model_id:
+        return None
+    return folder, meta
+
+
 def exported_for(src: ModelSource) -> tuple[Path, dict] | None:
     """(folder, encoder.json) of the export made from exactly these weights, or None."""
     try:
         model_id = json.loads(_pointer(src).read_text())["model_id"]
-        folder = encoder_dir(model_id)
-        meta = json.loads((folder / "encoder.json").read_text())
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if meta.get("format") != FORMAT or meta.get("model_id") != model_id or not (folder / "image.onnx").is_file():
-        return None
-    return folder, meta
+    found = read_export(model_id)
+    return found if found is not None and (found[0] / "image.onnx").is_file() else None
 
 
 def _write_pointer(m: LoadedModel) -> None:

@@ -94,32 +94,77 @@ def cpu_only(device: str | None) -> bool:
     return not torch.cuda.is_available()
 
 
-class OnnxEmbedder:
+class OnnxTowers:
+    """A model's exported towers on ONNX Runtime: open_clip's preprocessing on PIL, the image tower, and
+    the text tower with its Hugging Face tokenizer when the export has one. Sessions open on first use.
+    Shared by the indexer (:class:`OnnxEmbedder`) and torch-free search (``search.fast_encoder``)."""
+
+    def __init__(self, folder: Path, meta: dict):
+        import onnxruntime as ort
+
+        self.folder, self.meta = folder, meta
+        self.model_id = meta["model_id"]
+        self.dim = int(meta["dim"])
+        self.image_size = int(meta["image_size"])
+        self.has_text = has_hf_text(folder, meta)
+        self._ort, self._opts = ort, self._options(ort)
+        self._image = None
+        self._text = None
+
+    def _options(self, ort):
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        return opts
+
+    def _session(self, name: str):
+        return self._ort.InferenceSession(str(self.folder / name), self._opts, providers=["CPUExecutionProvider"])
+
+    def preprocess(self, image) -> np.ndarray:
+        m = self.meta
+        return preprocess_array(image, self.image_size, m["mean"], m["std"], m.get("interpolation", "bicubic"),
+                                m.get("resize_mode", "shortest"))
+
+    def encode_tensors(self, batch) -> np.ndarray:
+        """Preprocessed NCHW pixels (numpy, or a torch tensor from the decode workers) -> unit vectors."""
+        if self._image is None:
+            self._image = self._session("image.onnx")
+        x = np.ascontiguousarray(batch.numpy() if hasattr(batch, "numpy") else batch, dtype=np.float32)
+        return np.asarray(self._image.run(None, {"pixels": x})[0], dtype=np.float32)
+
+    def encode_images(self, images: Sequence) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.dim), np.float32)
+        return self.encode_tensors(np.stack([self.preprocess(im) for im in images]))
+
+    def _encode_texts_onnx(self, texts: Sequence[str]) -> np.ndarray:
+        if self._text is None:
+            self._text = (hf_tokenizer(self.folder, self.meta), self._session("text.onnx"))
+        tok, sess = self._text
+        return np.asarray(sess.run(None, {"ids": tokenize(tok, texts)})[0], dtype=np.float32)
+
+
+class OnnxEmbedder(OnnxTowers):
     """The :class:`index.embed.Embedder` interface over an exported image (and text) tower."""
 
     device = "cpu"
     runtime = "onnx"
 
     def __init__(self, folder: Path, meta: dict, spec: str, threads: int | None = None):
-        import onnxruntime as ort
+        self._spec, self._threads = spec, threads
+        super().__init__(folder, meta)
+        self._image = self._session("image.onnx")  # a damaged file fails here, before any work
+        self._torch = None
 
-        self.folder, self.meta, self._spec = folder, meta, spec
-        self.model_id = meta["model_id"]
-        self.dim = int(meta["dim"])
-        self.image_size = int(meta["image_size"])
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
+    def _options(self, ort):
+        opts = super()._options(ort)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        opts.intra_op_num_threads = threads or cores
+        opts.intra_op_num_threads = self._threads or cores
         # ORT's threads spin-wait between operators. For a heavy tower (ViT-B class) that is ~15 % faster
         # and the model is the bottleneck; a light tower is decode-bound, and spinning takes the cores the
         # decode workers need (bench/indexing.py, 8 MP JPEGs: ~10 % slower). File size stands for cost.
-        heavy = (folder / "image.onnx").stat().st_size >= HEAVY_TOWER_BYTES
+        heavy = (self.folder / "image.onnx").stat().st_size >= HEAVY_TOWER_BYTES
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if heavy else "0")
-        self._ort, self._opts = ort, opts
-        self._image = self._session("image.onnx")
-        self._text = None
-        self._torch = None
+        return opts
 
     @classmethod
     def for_spec(cls, spec: str | None) -> "OnnxEmbedder | None":
@@ -137,16 +182,12 @@ class OnnxEmbedder:
         except Exception:  # noqa: BLE001 - no onnxruntime, or a damaged file: torch does the job
             return None
 
-    def _session(self, name: str):
-        return self._ort.InferenceSession(str(self.folder / name), self._opts, providers=["CPUExecutionProvider"])
-
     @property
     def spec(self) -> str:
         return self._spec
 
-    @property
-    def m(self):
-        """The torch model (loaded on first use only: text without an exported text tower)."""
+    def _torch_embedder(self):
+        """The torch model, loaded on first use only (text without an exported text tower)."""
         if self._torch is None:
             from .embed import Embedder
 
@@ -154,30 +195,15 @@ class OnnxEmbedder:
             if emb.model_id != self.model_id:  # the pointer and the weights disagree: never mix models
                 raise RuntimeError(f"exported encoders are for {self.model_id}, the weights are {emb.model_id}")
             self._torch = emb
-        return self._torch.m
+        return self._torch
 
-    def preprocess(self, image) -> np.ndarray:
-        m = self.meta
-        return preprocess_array(image, self.image_size, m["mean"], m["std"], m.get("interpolation", "bicubic"),
-                                m.get("resize_mode", "shortest"))
-
-    def encode_tensors(self, batch) -> np.ndarray:
-        x = batch.numpy() if hasattr(batch, "numpy") else batch
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        return np.asarray(self._image.run(None, {"pixels": x})[0], dtype=np.float32)
-
-    def encode_images(self, images: Sequence) -> np.ndarray:
-        if not images:
-            return np.zeros((0, self.dim), np.float32)
-        return self.encode_tensors(np.stack([self.preprocess(im) for im in images]))
+    @property
+    def m(self):
+        return self._torch_embedder().m
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        if has_hf_text(self.folder, self.meta):
-            if self._text is None:
-                self._text = (hf_tokenizer(self.folder, self.meta), self._session("text.onnx"))
-            tok, sess = self._text
-            return np.asarray(sess.run(None, {"ids": tokenize(tok, texts)})[0], dtype=np.float32)
-        self.m  # noqa: B018 - loads and checks the torch model
-        return self._torch.encode_texts(texts)
+        if self.has_text:
+            return self._encode_texts_onnx(texts)
+        return self._torch_embedder().encode_texts(texts)
