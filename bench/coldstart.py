@@ -4,6 +4,7 @@ Indexes the bundled samples once (which exports the ONNX query encoders), then r
 `pixseek search "a dog" -k 5` as a fresh process several times and times the first line of output.
 Usage: python bench/coldstart.py [--runs 7]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,9 @@ def main() -> None:
     pixseek = str(Path(sys.executable).parent / "pixseek")
     db = CACHE / "coldstart-db"
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    subprocess.run([pixseek, "index", str(ROOT / "samples"), "--db", str(db)], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [pixseek, "index", str(ROOT / "samples"), "--db", str(db)], check=True, env=env, stdout=subprocess.DEVNULL
+    )
     rows, raw = [], {}
     for label, q in (("text", ["a dog"]), ("image", ["--image", str(ROOT / "samples" / "twemoji" / "dog-face.png")])):
         cmd = [pixseek, "search", *q, "--db", str(db), "-k", "5"]

@@ -1,4 +1,5 @@
 """Shared helpers for the benchmark scripts: machine description, timing, tables, RESULTS.md sections."""
+
 from __future__ import annotations
 
 import json
@@ -6,12 +7,10 @@ import os
 import platform
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 RESULTS = Path(os.environ.get("PIXSEEK_BENCH_RESULTS", ROOT / "bench" / "RESULTS.md"))
 CACHE = Path(os.environ.get("PIXSEEK_BENCH_CACHE", ROOT / "data" / "bench"))
 
@@ -32,8 +31,12 @@ def machine() -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = "no GPU"
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         if out.returncode == 0 and out.stdout.strip():
             gpu = "; ".join(s.strip() for s in out.stdout.strip().splitlines())
     except (OSError, subprocess.TimeoutExpired):
@@ -62,6 +65,7 @@ def table(headers: list[str], rows: list[list]) -> str:
         if isinstance(v, float):
             return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.1f}"
         return str(v)
+
     cells = [[fmt(v) for v in r] for r in rows]
     lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
     lines += ["| " + " | ".join(r) + " |" for r in cells]
@@ -72,7 +76,12 @@ def write_section(name: str, body: str, path: Path = RESULTS) -> None:
     """Replace (or append) the section ``name`` in RESULTS.md, between HTML comment markers."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{body.rstrip()}\n{end}"
-    text = path.read_text() if path.exists() else "# pixseek benchmark results\n\nWritten by the scripts in bench/; each section says the machine and the date it ran.\n"
+    text = (
+        path.read_text()
+        if path.exists()
+        else "# pixseek benchmark results\n\n"
+        "Written by the scripts in bench/; each section says the machine and the date it ran.\n"
+    )
     if start in text and end in text:
         text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:

@@ -6,6 +6,7 @@
 * ``small``: PNGs of 96-256 px: bundled pictures re-coloured, rotated and resized.
 * ``tiny``: many 64-96 px PNGs, for the memory benchmark.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,9 +15,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageEnhance
-
 from common import CACHE, ROOT
+from PIL import Image, ImageEnhance
 
 SAMPLES = sorted((ROOT / "samples" / "twemoji").glob("*.png"))
 LARGE_SIZE = (3264, 2448)
@@ -34,7 +34,7 @@ def _large(args) -> None:
     t = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
     base = (top * (1 - t) + bottom * t).repeat(w, axis=1)
     img = Image.fromarray(base.astype(np.uint8), "RGB")
-    for j in range(int(rng.integers(2, 6))):
+    for _ in range(int(rng.integers(2, 6))):
         s = _sample(int(rng.integers(0, 10**6)))
         side = int(rng.integers(500, 1600))
         s = s.resize((side, side), Image.BICUBIC)

@@ -8,6 +8,7 @@ clean run: same paths, identical vectors, FAISS count == database count, integri
 or missing rows. Also runs the fuzz tests with more examples. Writes the figures to RESULTS.md.
 Usage: python bench/faults.py [--kills 24] [--images 2000] [--fuzz 3000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,6 @@ import threading
 import time
 
 import numpy as np
-
 from common import CACHE, ROOT, dump_json, header, table, write_section
 from corpora import subset
 
@@ -28,20 +28,38 @@ POINTS = ["scan", "decode", "embed", "commit", "committed", "faiss-write", "fais
 
 
 def index(folder, db, fault=None) -> int:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
     env.pop("PIXSEEK_FAULT", None)
     if fault:
         env["PIXSEEK_FAULT"] = fault
-    p = subprocess.run([sys.executable, "-m", "pixseek.cli", "index", str(folder), "--db", str(db),
-                        "--model", "tiny-random", "--batch-size", "32", "--workers", "2"],
-                       cwd=ROOT, env=env, capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pixseek",
+            "index",
+            str(folder),
+            "--db",
+            str(db),
+            "--model",
+            "tiny-random",
+            "--batch-size",
+            "32",
+            "--workers",
+            "2",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if p.returncode not in (0, -9):
         raise SystemExit(f"index failed ({p.returncode}): {p.stderr[-2000:]}")
     return p.returncode
 
 
 def snapshot(db) -> dict[str, bytes]:
-    from index.store import Store
+    from pixseek.store.database import Store
 
     st = Store.open(db)
     try:
@@ -51,8 +69,8 @@ def snapshot(db) -> dict[str, bytes]:
 
 
 def check(db, clean: dict[str, bytes]) -> list[str]:
-    from index.store import Store
-    from index.vectors import VectorIndex
+    from pixseek.store.database import Store
+    from pixseek.store.vectors import VectorIndex
 
     problems = []
     st = Store.open(db)
@@ -74,7 +92,7 @@ def check(db, clean: dict[str, bytes]) -> list[str]:
             if not np.array_equal(vi.reconstruct(rid), np.frombuffer(v, "<f4")):
                 problems.append("faiss vector differs")
                 break
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         problems.append(f"{type(e).__name__}: {e}")
     finally:
         st.close()
@@ -82,8 +100,8 @@ def check(db, clean: dict[str, bytes]) -> list[str]:
 
 
 def search_loop(db, stop, stats) -> None:
-    from index.errors import PixseekError
-    from search.engine import Engine
+    from pixseek.errors import PixseekError
+    from pixseek.search.engine import Engine
 
     rng = np.random.default_rng(0)
     eng = None
@@ -93,19 +111,16 @@ def search_loop(db, stop, stats) -> None:
                 eng = Engine.open(db)
             eng.refresh()
             q = rng.standard_normal(eng.vectors.dim).astype(np.float32)
-            eng.store.conn.execute("BEGIN")  # one snapshot for the engine's lookup and this check
-            try:
+            with eng.store.snapshot():  # one snapshot for the engine's lookup and this check
                 res = eng.search_vector(q / np.linalg.norm(q), 10)
                 live = eng.store.get(r.id for r in res)
-            finally:
-                eng.store.conn.execute("COMMIT")
             stats["stale"] += sum(1 for r in res if r.id not in live)
             stats["queries"] += 1
         except PixseekError:
-            stats["not_ready"] += 1   # no index yet (first round) or empty: a message, not a failure
+            stats["not_ready"] += 1  # no index yet (first round) or empty: a message, not a failure
             eng = None
             time.sleep(0.05)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             stats["errors"].append(repr(e))
             eng = None
 
@@ -132,13 +147,24 @@ def main() -> None:
     rounds, kills, converged, lost = [], 0, 0, 0
     try:
         while kills < args.kills:
-            shutil.rmtree(db, ignore_errors=True)   # each round indexes from scratch, so every point is reached
+            shutil.rmtree(db, ignore_errors=True)  # each round indexes from scratch, so every point is reached
             fired = []
-            for _ in range(1 if rnd.random() < 0.7 else 2):     # sometimes kill the re-run too (partial state)
+            for _ in range(1 if rnd.random() < 0.7 else 2):  # sometimes kill the re-run too (partial state)
                 point = rnd.choice(POINTS)
-                n = 1 if point.startswith("faiss") else rnd.randint(1, {"scan": args.images, "decode": args.images // 3,
-                                                                        "embed": args.images // 40, "commit": args.images // 40,
-                                                                        "committed": args.images // 40}[point])
+                n = (
+                    1
+                    if point.startswith("faiss")
+                    else rnd.randint(
+                        1,
+                        {
+                            "scan": args.images,
+                            "decode": args.images // 3,
+                            "embed": args.images // 40,
+                            "commit": args.images // 40,
+                            "committed": args.images // 40,
+                        }[point],
+                    )
+                )
                 rc = index(folder, db, f"{point}:{n}")
                 fired.append(f"{point}:{n}" + ("" if rc == -9 else " (run ended first)"))
                 kills += rc == -9
@@ -147,24 +173,52 @@ def main() -> None:
             converged += not problems
             lost += len(clean) - len(snapshot(db).keys() & clean.keys())
             rounds.append({"faults": fired, "problems": problems})
-            print(f"round {len(rounds)}: {', '.join(fired)} -> {'converged' if not problems else problems}", flush=True)
+            print(f"round {len(rounds)}: {', '.join(fired)} -> {problems or 'converged'}", flush=True)
     finally:
         stop.set()
         t.join(30)
-    fuzz = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_fuzz.py"],
-                          cwd=ROOT, env=dict(os.environ, PIXSEEK_FUZZ_EXAMPLES=str(args.fuzz)),
-                          capture_output=True, text=True)
+    fuzz = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_fuzz.py"],
+        cwd=ROOT,
+        env=dict(os.environ, PIXSEEK_FUZZ_EXAMPLES=str(args.fuzz)),
+        capture_output=True,
+        text=True,
+    )
     fuzz_ok = fuzz.returncode == 0
     body = header(f"Faults: {kills} kills at random points, {args.images:,} images, a search loop throughout")
-    body += "\n" + table(["kills (SIGKILL)", "rounds", "rounds converged", "images lost",
-                          "queries served during indexing", "query errors", "results pointing at deleted rows",
-                          "fuzz examples (4 targets)", "fuzz failures"],
-                         [[kills, len(rounds), converged, lost, stats["queries"], len(stats["errors"]), stats["stale"],
-                           4 * args.fuzz, 0 if fuzz_ok else "see log"]])
-    body += ("\n\nConverged = after the killed run(s), one normal run gives the clean run's exact paths and "
-             "vectors, FAISS count == database count, `PRAGMA integrity_check` ok, no duplicates. Points: "
-             + ", ".join(POINTS) + ". Fuzzing (hypothesis): image decoding, the upload path, the query and "
-             "filter parsers; failures = unhandled exceptions.")
+    body += "\n" + table(
+        [
+            "kills (SIGKILL)",
+            "rounds",
+            "rounds converged",
+            "images lost",
+            "queries served during indexing",
+            "query errors",
+            "results pointing at deleted rows",
+            "fuzz examples (4 targets)",
+            "fuzz failures",
+        ],
+        [
+            [
+                kills,
+                len(rounds),
+                converged,
+                lost,
+                stats["queries"],
+                len(stats["errors"]),
+                stats["stale"],
+                4 * args.fuzz,
+                0 if fuzz_ok else "see log",
+            ]
+        ],
+    )
+    body += (
+        "\n\nConverged = after the killed run(s), one normal run gives the clean run's exact paths and "
+        "vectors, FAISS count == database count, `PRAGMA integrity_check` ok, no duplicates. Points: "
+        + ", ".join(POINTS)
+        + ". Fuzzing (hypothesis): image decoding, the upload path, the query and "
+        "filter parsers; failures = unhandled exceptions."
+    )
     write_section("faults", body)
     dump_json("faults", {"rounds": rounds, "stats": stats, "fuzz_tail": fuzz.stdout[-2000:]})
     print(body)

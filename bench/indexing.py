@@ -8,6 +8,7 @@ open_clip ViT-B-32 with random weights) it measures:
   decode       pixseek's read + hash-free decode + transform, one process (x workers = capacity)
 Usage: python bench/indexing.py [--device auto|cpu|cuda] [--large N] [--small N] [--models a,b]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,7 @@ def naive_rate(emb, paths) -> float:
 
 
 def decode_rate(emb, paths) -> float:
-    from index.decode import decode_bytes
+    from pixseek.decode import decode_bytes
 
     with Timer() as t:
         for p in paths:
@@ -58,11 +59,11 @@ def decode_rate(emb, paths) -> float:
 
 
 def pixseek_rate(emb, folder, batch: int, workers: int | None) -> tuple[float, int, object]:
-    from index.indexer import Indexer
+    from pixseek.index.indexer import Indexer
 
     db = tempfile.mkdtemp(prefix="pixseek-bench-")
     try:
-        ix = Indexer(db, embedder=emb, batch_size=batch, workers=workers, export_encoders=False)
+        ix = Indexer(db, encoder=emb, batch_size=batch, workers=workers, export_encoders=False)
         s = ix.run([str(folder)])
         return s.images_per_s, ix._workers(emb), s
     finally:
@@ -81,20 +82,21 @@ def main() -> None:
     ap.add_argument("--runtime", default="auto", choices=["auto", "torch"])
     args = ap.parse_args()
 
-    from index.embed import Embedder
-    from index.export import export_query_encoders
+    from pixseek.models import export_for_cpu, for_indexing
 
     rows, raw = [], []
     for model in args.models.split(","):
         # what `pixseek index` embeds with: on a CPU, the model's ONNX export (made here if missing)
-        emb = Embedder.for_indexing(model, args.device, args.runtime)
+        emb = for_indexing(model, args.device, args.runtime)
         if emb.runtime == "torch" and emb.device == "cpu" and args.runtime != "torch":
-            export_query_encoders(emb.m)
-            emb = Embedder.for_indexing(model, args.device, args.runtime)
+            export_for_cpu(emb)
+            emb = for_indexing(model, args.device, args.runtime)
         cuda = emb.device.startswith("cuda")
         batch = args.batch or (256 if cuda else 64)
-        for kind, n, n_naive, n_dec in (("large", args.large, 40, 100),
-                                         ("small", args.small, 200 if not cuda else 500, 500)):
+        for kind, n, n_naive, n_dec in (
+            ("large", args.large, 40, 100),
+            ("small", args.small, 200 if not cuda else 500, 500),
+        ):
             if n <= 0:
                 continue
             folder = subset(kind, n)
@@ -104,10 +106,38 @@ def main() -> None:
             naive = naive_rate(emb, paths[:n_naive])
             dec = decode_rate(emb, paths[:n_dec])
             cores = len(os.sched_getaffinity(0))
-            rows.append([f"{n} {kind}", model, f"{emb.device} ({emb.runtime})", batch, workers, pix, fwd, pix / fwd, naive, pix / naive,
-                         dec, dec * min(workers, cores)])
-            raw.append(dict(corpus=kind, n=n, model=model, device=emb.device, runtime=emb.runtime, batch=batch, workers=workers,
-                            pixseek=pix, forward=fwd, naive=naive, decode_1proc=dec, summary=s.to_dict()))
+            rows.append(
+                [
+                    f"{n} {kind}",
+                    model,
+                    f"{emb.device} ({emb.runtime})",
+                    batch,
+                    workers,
+                    pix,
+                    fwd,
+                    pix / fwd,
+                    naive,
+                    pix / naive,
+                    dec,
+                    dec * min(workers, cores),
+                ]
+            )
+            raw.append(
+                dict(
+                    corpus=kind,
+                    n=n,
+                    model=model,
+                    device=emb.device,
+                    runtime=emb.runtime,
+                    batch=batch,
+                    workers=workers,
+                    pixseek=pix,
+                    forward=fwd,
+                    naive=naive,
+                    decode_1proc=dec,
+                    summary=s.to_dict(),
+                )
+            )
             print(table(HEAD, rows[-1:]).splitlines()[-1], flush=True)
     body = header(f"Indexing throughput ({'GPU' if any(r['device'].startswith('cuda') for r in raw) else 'CPU'})")
     body += "\n" + table(HEAD, rows) + "\n\n" + NOTE
@@ -117,13 +147,27 @@ def main() -> None:
     print("\n" + body)
 
 
-HEAD = ["corpus", "model", "device (runtime)", "batch", "workers", "pixseek img/s", "forward-only img/s",
-        "pixseek / forward", "naive img/s", "pixseek / naive", "decode img/s (1 proc)", "decode capacity"]
-NOTE = ("pixseek = images through the model per second of indexing work (read, hash, decode, transform, "
-        "embed, SQLite + FAISS writes); forward-only = the same model and batch size on pre-made tensors; "
-        "naive = PIL open + convert + transform + encode, one image at a time (same runtime); runtime = what "
-        "`pixseek index` embeds with (on a CPU: ONNX Runtime on the model's export, made by its first run); decode = pixseek's decode "
-        "and transform in one process (capacity = that x min(workers, cores)).")
+HEAD = [
+    "corpus",
+    "model",
+    "device (runtime)",
+    "batch",
+    "workers",
+    "pixseek img/s",
+    "forward-only img/s",
+    "pixseek / forward",
+    "naive img/s",
+    "pixseek / naive",
+    "decode img/s (1 proc)",
+    "decode capacity",
+]
+NOTE = (
+    "pixseek = images through the model per second of indexing work (read, hash, decode, transform, "
+    "embed, SQLite + FAISS writes); forward-only = the same model and batch size on pre-made tensors; "
+    "naive = PIL open + convert + transform + encode, one image at a time (same runtime); runtime = what "
+    "`pixseek index` embeds with (on a CPU: ONNX Runtime on the model's export, made by its first run); "
+    "decode = pixseek's decode and transform in one process (capacity = that x min(workers, cores))."
+)
 
 if __name__ == "__main__":
     main()

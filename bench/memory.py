@@ -4,6 +4,7 @@ Runs `pixseek index` as a child process and samples the resident memory of it an
 workers every 0.25 s. Growth = peak minus the RSS once the first batch is committed (model loaded).
 Usage: python bench/memory.py [--n 100000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,7 @@ from pathlib import Path
 from common import CACHE, dump_json, header, table, write_section
 from corpora import corpus
 
-from index.store import peek_count
+from pixseek.store.database import peek_count
 
 
 def rss(pid: int) -> int:
@@ -48,8 +49,13 @@ def main() -> None:
     pixseek = str(Path(sys.executable).parent / "pixseek")
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     t0 = time.perf_counter()
-    p = subprocess.Popen([pixseek, "index", str(root), "--db", str(db), "--model", args.model, "--json"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    p = subprocess.Popen(
+        [pixseek, "index", str(root), "--db", str(db), "--model", args.model, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
     base = peak = peak_workers = 0
     samples = []
     next_rows = 0.0
@@ -73,14 +79,36 @@ def main() -> None:
     s = json.loads(out)
     growth = peak - base
     body = header(f"Peak memory while indexing {args.n:,} small images ({args.model})")
-    body += "\n" + table(["images", "embedded (distinct content)", "seconds", "files/s", "RSS after first batch MiB",
-                          "peak RSS MiB", "growth MiB", "peak decode-worker RSS MiB"],
-                         [[f"{s['added']:,}", f"{s['embedded']:,}", s["seconds"], s["added"] / s["seconds"],
-                           base / 2**20, peak / 2**20, growth / 2**20, peak_workers / 2**20]])
-    body += ("\n\nRSS of the `pixseek index` process sampled every 0.25 s; workers are forked decode "
-             "processes (their RSS counts pages shared with the parent). The corpus reuses the bundled "
-             "pictures at 33 sizes, so copies with identical bytes reuse a vector instead of being embedded. "
-             "Target: growth < 1 GB.")
+    body += "\n" + table(
+        [
+            "images",
+            "embedded (distinct content)",
+            "seconds",
+            "files/s",
+            "RSS after first batch MiB",
+            "peak RSS MiB",
+            "growth MiB",
+            "peak decode-worker RSS MiB",
+        ],
+        [
+            [
+                f"{s['added']:,}",
+                f"{s['embedded']:,}",
+                s["seconds"],
+                s["added"] / s["seconds"],
+                base / 2**20,
+                peak / 2**20,
+                growth / 2**20,
+                peak_workers / 2**20,
+            ]
+        ],
+    )
+    body += (
+        "\n\nRSS of the `pixseek index` process sampled every 0.25 s; workers are forked decode "
+        "processes (their RSS counts pages shared with the parent). The corpus reuses the bundled "
+        "pictures at 33 sizes, so copies with identical bytes reuse a vector instead of being embedded. "
+        "Target: growth < 1 GB."
+    )
     write_section("memory", body)
     dump_json("memory", {"summary": s, "samples": samples[:: max(1, len(samples) // 400)]})
     print(body)

@@ -21,13 +21,13 @@ The peers live in their own virtualenvs under CACHE/peers (made on first use: cl
 and open_clip<3, which pixseek's venv cannot hold).
 Usage: python bench/peers.py [--large 500] [--small 1000] [--tools pixseek,clip-retrieval,rclip]
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,12 +42,18 @@ MODEL = "vit-b-32-random"
 BATCH = 64
 VENVS = {
     "rclip": ["rclip==3.3.0"],
-    "clip-retrieval": ["clip-retrieval==2.45.0", "torch==2.14.1", "torchvision==0.29.1",
-                       "setuptools<80"],  # clip-anytorch imports pkg_resources, gone from setuptools 80+,
+    "clip-retrieval": [
+        "clip-retrieval==2.45.0",
+        "torch==2.14.1",
+        "torchvision==0.29.1",
+        "setuptools<80",
+    ],  # clip-anytorch imports pkg_resources, gone from setuptools 80+,
 }
 RCLIP_SUBDIR = "ViT-B-32-256-datacomp_s34b_b86k"  # the folder name rclip 3.3.0 looks for
-RCLIP_RUN = ("import sys, rclip.utils.preprocess as p; p.IMAGE_SIZE = 224; "
-             "sys.argv = ['rclip', *sys.argv[1:]]; from rclip.main import main; main()")
+RCLIP_RUN = (
+    "import sys, rclip.utils.preprocess as p; p.IMAGE_SIZE = 224; "
+    "sys.argv = ['rclip', *sys.argv[1:]]; from rclip.main import main; main()"
+)
 
 
 def venv(tool: str) -> Path:
@@ -72,9 +78,9 @@ def prepare_model() -> tuple[Path, Path]:
     import open_clip
     import torch
 
-    from index.embed import Embedder
+    from pixseek.models import load_torch
 
-    model = Embedder.from_spec(MODEL, "cpu").m.model.float().eval()
+    model = load_torch(MODEL, "cpu").model.float().eval()
     PEERS.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, ckpt)
 
@@ -91,11 +97,20 @@ def prepare_model() -> tuple[Path, Path]:
     torch.backends.mha.set_fastpath_enabled(False)  # no ONNX form for the fused attention path
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        for name, method, x in (("visual", "encode_image", torch.zeros(2, 3, 224, 224)),
-                                ("textual", "encode_text", open_clip.get_tokenizer("ViT-B-32")(["a", "b c"]))):
-            torch.onnx.export(Tower(method), (x,), str(out / f"{name}.onnx"), input_names=["input"],
-                              output_names=["output"], dynamic_axes={"input": {0: "n"}, "output": {0: "n"}},
-                              dynamo=False, opset_version=17)
+        for name, method, x in (
+            ("visual", "encode_image", torch.zeros(2, 3, 224, 224)),
+            ("textual", "encode_text", open_clip.get_tokenizer("ViT-B-32")(["a", "b c"])),
+        ):
+            torch.onnx.export(
+                Tower(method),
+                (x,),
+                str(out / f"{name}.onnx"),
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_axes={"input": {0: "n"}, "output": {0: "n"}},
+                dynamo=False,
+                opset_version=17,
+            )
     vocab = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
     (rdir / "tokenizer").mkdir(exist_ok=True)
     shutil.copy(vocab, rdir / "tokenizer" / vocab.name)
@@ -118,7 +133,7 @@ def corpus(kind: str, n: int) -> Path:
 
 def timed(cmd: list[str], env: dict, cwd: Path | None = None) -> float:
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
     dt = time.perf_counter() - t0
     if p.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed ({p.returncode}):\n{p.stderr[-3000:]}")
@@ -127,8 +142,19 @@ def timed(cmd: list[str], env: dict, cwd: Path | None = None) -> float:
 
 def run_pixseek(folder: Path, work: Path, env: dict, runtime: str = "auto") -> tuple[float, dict]:
     db = work / "pixseek"
-    cmd = [str(Path(sys.executable).parent / "pixseek"), "index", str(folder), "--db", str(db), "--model", MODEL,
-           "--batch-size", str(BATCH), "--runtime", runtime]
+    cmd = [
+        str(Path(sys.executable).parent / "pixseek"),
+        "index",
+        str(folder),
+        "--db",
+        str(db),
+        "--model",
+        MODEL,
+        "--batch-size",
+        str(BATCH),
+        "--runtime",
+        runtime,
+    ]
     dt = timed(cmd, env)
     import numpy as np
 
@@ -146,13 +172,16 @@ def run_rclip(folder: Path, work: Path, env: dict, models: Path) -> tuple[float,
     for p in models.iterdir():
         (data / p.name).symlink_to(p)
     py = venv("rclip") / "bin" / "python"
-    dt = timed([str(py), "-c", RCLIP_RUN, "-b", str(BATCH), "-t", "1", "a dog"], dict(env, RCLIP_DATADIR=str(data)),
-               cwd=folder)
+    dt = timed(
+        [str(py), "-c", RCLIP_RUN, "-b", str(BATCH), "-t", "1", "a dog"], dict(env, RCLIP_DATADIR=str(data)), cwd=folder
+    )
     import numpy as np
 
     con = sqlite3.connect(data / "db.sqlite3")
-    vecs = {Path(p).name: np.frombuffer(b, dtype=np.float32)
-            for p, b in con.execute("SELECT filepath, vector FROM images WHERE deleted IS NULL")}
+    vecs = {
+        Path(p).name: np.frombuffer(b, dtype=np.float32)
+        for p, b in con.execute("SELECT filepath, vector FROM images WHERE deleted IS NULL")
+    }
     con.close()
     return dt, vecs
 
@@ -160,9 +189,25 @@ def run_rclip(folder: Path, work: Path, env: dict, models: Path) -> tuple[float,
 def run_clip_retrieval(folder: Path, work: Path, env: dict, ckpt: Path) -> tuple[float, dict]:
     out = work / "clip-retrieval"
     exe = venv("clip-retrieval") / "bin" / "clip-retrieval"
-    dt = timed([str(exe), "inference", "--input_dataset", str(folder), "--output_folder", str(out),
-                "--clip_model", f"open_clip:ViT-B-32/{ckpt}", "--batch_size", str(BATCH), "--enable_text", "False",
-                "--enable_metadata", "True"], env)
+    dt = timed(
+        [
+            str(exe),
+            "inference",
+            "--input_dataset",
+            str(folder),
+            "--output_folder",
+            str(out),
+            "--clip_model",
+            f"open_clip:ViT-B-32/{ckpt}",
+            "--batch_size",
+            str(BATCH),
+            "--enable_text",
+            "False",
+            "--enable_metadata",
+            "True",
+        ],
+        env,
+    )
     import numpy as np
     import pyarrow.parquet as pq
 
@@ -200,8 +245,9 @@ def main() -> None:
     for t in tools:
         if not t.startswith("pixseek"):
             venv(t)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", WANDB_MODE="disabled",
-               TOKENIZERS_PARALLELISM="false")
+    env = dict(
+        os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", WANDB_MODE="disabled", TOKENIZERS_PARALLELISM="false"
+    )
     # pixseek's first run of a model exports its ONNX encoders (rclip downloads its ONNX files); the
     # measured runs are later runs, as for any user's second folder. pixseek-torch: the torch model.
     warm = Path(tempfile.mkdtemp(prefix="peers-warm-"))
@@ -244,19 +290,41 @@ def main() -> None:
                 keys = sorted(set(vecs) & set(ref))
                 shifted = {k: vecs[keys[(i + 1) % len(keys)]] for i, k in enumerate(keys)}
                 print(f"{tool}: centred cosine {cos:.4f} (other files: {same_model(shifted, ref):.4f})")
-            rows.append([f"{n} {kind}", tool, count, dt, rate, "-" if vs is None else f"{vs:.2f}x",
-                         "-" if cos is None else f"{cos:.4f}"])
-            raw.append(dict(corpus=kind, n=n, tool=tool, images=count, seconds=dt, images_per_s=rate,
-                            pixseek_speedup=vs, cosine_vs_pixseek=cos))
+            rows.append(
+                [
+                    f"{n} {kind}",
+                    tool,
+                    count,
+                    dt,
+                    rate,
+                    "-" if vs is None else f"{vs:.2f}x",
+                    "-" if cos is None else f"{cos:.4f}",
+                ]
+            )
+            raw.append(
+                dict(
+                    corpus=kind,
+                    n=n,
+                    tool=tool,
+                    images=count,
+                    seconds=dt,
+                    images_per_s=rate,
+                    pixseek_speedup=vs,
+                    cosine_vs_pixseek=cos,
+                )
+            )
     body = header("Peers: indexing the same corpus with the same ViT-B-32 weights (CPU)")
-    body += "\n" + table(["corpus", "tool", "images", "wall s", "images/s", "pixseek faster by", "centred cosine vs pixseek"],
-                         rows)
-    body += ("\n\nWall time of one fresh process per tool, from start to exit (model load included), batch 64, each "
-             "tool's default workers; pixseek = `pixseek index` on a later run of the model (CPU: ONNX Runtime on "
-             "the export its first run made), pixseek-torch = `--runtime torch`; clip-retrieval 2.45.0 (open_clip 2.32, torch 2.14.1), rclip 3.3.0 (ONNX "
-             "Runtime, its input size set to 224). centred cosine = mean cosine between "
-             "the peer's and pixseek's vector of each file after subtracting each tool's mean vector (1 = same model "
-             "on the same pixels; the decoders/resizers differ slightly).")
+    body += "\n" + table(
+        ["corpus", "tool", "images", "wall s", "images/s", "pixseek faster by", "centred cosine vs pixseek"], rows
+    )
+    body += (
+        "\n\nWall time of one fresh process per tool, from start to exit (model load included), batch 64, each "
+        "tool's default workers; pixseek = `pixseek index` on a later run of the model (CPU: ONNX Runtime on "
+        "the export its first run made), pixseek-torch = `--runtime torch`; clip-retrieval 2.45.0 (open_clip "
+        "2.32, torch 2.14.1), rclip 3.3.0 (ONNX Runtime, its input size set to 224). centred cosine = mean "
+        "cosine between the peer's and pixseek's vector of each file after subtracting each tool's mean vector "
+        "(1 = same model on the same pixels; the decoders/resizers differ slightly)."
+    )
     write_section("peers-cpu", body)
     dump_json("peers-cpu", raw)
     print("\n" + body)

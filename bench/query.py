@@ -8,14 +8,13 @@ held-out prompts), another 200 are measured here. Encoding uses the bundled mode
 on real prompts. Each index type is built by `VectorIndex.build` (tuned to recall@10 >= 0.95).
 Usage: python bench/query.py [--sizes 100000,1000000] [--types Flat,IVF,IVF-SQ8,IVF-PQ,HNSW32]
 """
+
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
-
 from common import CACHE, dump_json, header, table, write_section
 
 DIM = 256
@@ -24,7 +23,10 @@ DIM = 256
 def synthetic(n: int, seed: int, centers: np.ndarray, spread: float | None = None, shift=None) -> np.ndarray:
     rng = np.random.default_rng(seed)
     spread = SPREAD if spread is None else spread
-    x = centers[rng.integers(0, len(centers), n)] + spread * rng.standard_normal((n, DIM)).astype(np.float32) / np.sqrt(DIM) * 4
+    x = (
+        centers[rng.integers(0, len(centers), n)]
+        + spread * rng.standard_normal((n, DIM)).astype(np.float32) / np.sqrt(DIM) * 4
+    )
     if shift is not None:
         x = x + shift
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
@@ -34,8 +36,8 @@ SPREAD = 1.0
 
 
 def make_db(n: int, model_id: str):
-    from index.store import Store
-    from index.vectors import TUNING_QUERIES_FILE
+    from pixseek.store.database import Store
+    from pixseek.store.vectors import TUNING_QUERIES_FILE
 
     root = CACHE / "query" / (f"n{n}" if SPREAD == 1.0 else f"n{n}-s{SPREAD}")
     rng = np.random.default_rng(1)
@@ -51,13 +53,29 @@ def make_db(n: int, model_id: str):
         step = 50_000
         for start in range(0, n, step):
             x = synthetic(min(step, n - start), 100 + start, centers)
-            rows = [(f"/synthetic/{(start + i) // 1000:04d}/{start + i:07d}.jpg", "/synthetic", 100_000 + i, i,
-                     f"{start + i:032x}", 1024, 768, "JPEG", model_id, v.tobytes(), 0.0, 0.0)
-                    for i, v in enumerate(x)]
+            rows = [
+                (
+                    f"/synthetic/{(start + i) // 1000:04d}/{start + i:07d}.jpg",
+                    "/synthetic",
+                    100_000 + i,
+                    i,
+                    f"{start + i:032x}",
+                    1024,
+                    768,
+                    "JPEG",
+                    model_id,
+                    v.tobytes(),
+                    0.0,
+                    0.0,
+                )
+                for i, v in enumerate(x)
+            ]
             with st.batch() as b:
                 st.conn.executemany(
                     "INSERT INTO images(path, root, size, mtime_ns, hash, width, height, format, model_id,"
-                    " vector, added_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                    " vector, added_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                    rows,
+                )
                 b.changed = True
         print(f"made {n:,} rows in {time.perf_counter() - t0:.0f} s", flush=True)
         np.save(root / TUNING_QUERIES_FILE, synthetic(200, 7, centers, shift=gap))
@@ -70,18 +88,23 @@ def pct(xs, p):
 
 
 def factory_for(kind: str, n: int) -> str:
-    from index.ann import nlist_for
+    from pixseek.store.ann import nlist_for
 
     nl = nlist_for(n)
-    return {"Flat": "Flat", "IVF": f"IVF{nl},Flat", "IVF-SQ8": f"IVF{nl},SQ8", "IVF-PQ": f"IVF{nl},PQ64x4fs",
-            "HNSW32": "HNSW32"}[kind]
+    return {
+        "Flat": "Flat",
+        "IVF": f"IVF{nl},Flat",
+        "IVF-SQ8": f"IVF{nl},SQ8",
+        "IVF-PQ": f"IVF{nl},PQ64x4fs",
+        "HNSW32": "HNSW32",
+    }[kind]
 
 
 def bench_size(n: int, kinds: list[str], enc, model_id: str, prompts: list[str]) -> list[dict]:
-    from index import ann
-    from index.store import Store
-    from index.vectors import VectorIndex
-    from search.engine import Engine
+    from pixseek.search.engine import Engine
+    from pixseek.store import ann
+    from pixseek.store.database import Store
+    from pixseek.store.vectors import VectorIndex
 
     root, queries = make_db(n, model_id)
     st = Store.open(root)
@@ -96,8 +119,7 @@ def bench_size(n: int, kinds: list[str], enc, model_id: str, prompts: list[str])
         build_s = time.perf_counter() - t0
         vi.save(st)
         mem = st.data_dir.faiss.stat().st_size
-        eng = Engine(st, vi)
-        eng._fast = enc
+        eng = Engine(st, vi, encoder=enc)
         enc_t, search_t, meta_t, e2e_t, found = [], [], [], [], []
         for i, q in enumerate(queries):
             p = prompts[i % len(prompts)]
@@ -116,10 +138,25 @@ def bench_size(n: int, kinds: list[str], enc, model_id: str, prompts: list[str])
         s50 = pct(search_t, 50)
         if kind == "Flat":
             flat_p50 = s50
-        r = dict(n=n, kind=kind, factory=vi.factory, params=vi.params or "-", rerank=vi.rerank,
-                 tuned_recall=vi.recall, recall=recall, build_s=build_s, index_mb=mem / 2**20,
-                 encode_p50=pct(enc_t, 50), encode_p95=pct(enc_t, 95), search_p50=s50, search_p95=pct(search_t, 95),
-                 meta_p50=pct(meta_t, 50), meta_p95=pct(meta_t, 95), e2e_p50=pct(e2e_t, 50), e2e_p95=pct(e2e_t, 95))
+        r = dict(
+            n=n,
+            kind=kind,
+            factory=vi.factory,
+            params=vi.params or "-",
+            rerank=vi.rerank,
+            tuned_recall=vi.recall,
+            recall=recall,
+            build_s=build_s,
+            index_mb=mem / 2**20,
+            encode_p50=pct(enc_t, 50),
+            encode_p95=pct(enc_t, 95),
+            search_p50=s50,
+            search_p95=pct(search_t, 95),
+            meta_p50=pct(meta_t, 50),
+            meta_p95=pct(meta_t, 95),
+            e2e_p50=pct(e2e_t, 50),
+            e2e_p95=pct(e2e_t, 95),
+        )
         r["speedup_vs_flat"] = (flat_p50 / s50) if flat_p50 else None
         r["e2e_over_parts"] = r["e2e_p50"] / (r["encode_p50"] + r["search_p50"])
         out.append(r)
@@ -133,9 +170,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--types", default="Flat,IVF,IVF-SQ8,IVF-PQ,HNSW32")
-    ap.add_argument("--hnsw-max", type=int, default=200_000, help="skip HNSW above this size (slow to build on few cores)")
-    ap.add_argument("--spread", type=float, default=1.0,
-                    help="within-cluster spread of the synthetic vectors (higher = harder for IVF)")
+    ap.add_argument(
+        "--hnsw-max", type=int, default=200_000, help="skip HNSW above this size (slow to build on few cores)"
+    )
+    ap.add_argument(
+        "--spread",
+        type=float,
+        default=1.0,
+        help="within-cluster spread of the synthetic vectors (higher = harder for IVF)",
+    )
     ap.add_argument("--section", default=None)
     args = ap.parse_args()
     global SPREAD
@@ -144,59 +187,81 @@ def main() -> None:
     import faiss
 
     model_id, enc = ensure_encoder()
-    prompts = [ln.strip() for ln in open(os.path.join(os.path.dirname(__file__), "..", "index", "prompts.txt"))
-               if ln.strip() and not ln.startswith("#")]
+    from pixseek.store import ann
+
+    prompts = ann.prompts()
     rows = []
     for n in (int(x) for x in args.sizes.split(",")):
         kinds = [k for k in args.types.split(",") if not (k.startswith("HNSW") and n > args.hnsw_max)]
         rows += bench_size(n, kinds, enc, model_id, prompts)
     gpu = faiss.get_num_gpus() > 0
-    head = ["vectors", "index", "params", "re-rank", "recall@10", "build s", "index MiB", "encode p50/p95 ms",
-            "search p50/p95 ms", "metadata p50/p95 ms", "end-to-end p50/p95 ms", "search speed-up vs flat",
-            "e2e / (encode+search)"]
-    trows = [[f"{r['n']:,}", r["factory"], r["params"], r["rerank"], r["recall"], r["build_s"], r["index_mb"],
-              f"{r['encode_p50']:.2f} / {r['encode_p95']:.2f}", f"{r['search_p50']:.3f} / {r['search_p95']:.3f}",
-              f"{r['meta_p50']:.3f} / {r['meta_p95']:.3f}", f"{r['e2e_p50']:.2f} / {r['e2e_p95']:.2f}",
-              f"{r['speedup_vs_flat']:.1f}x" if r["speedup_vs_flat"] else "-", f"{r['e2e_over_parts']:.2f}"]
-             for r in rows]
-    body = header(f"Query latency by index type ({'GPU' if gpu else 'CPU'}), synthetic spread {SPREAD}") + "\n" + table(head, trows) + "\n\n" + NOTE
-    write_section(args.section or f"query-{'gpu' if gpu else 'cpu'}" + ("" if SPREAD == 1.0 else f"-spread{SPREAD}"), body)
+    head = [
+        "vectors",
+        "index",
+        "params",
+        "re-rank",
+        "recall@10",
+        "build s",
+        "index MiB",
+        "encode p50/p95 ms",
+        "search p50/p95 ms",
+        "metadata p50/p95 ms",
+        "end-to-end p50/p95 ms",
+        "search speed-up vs flat",
+        "e2e / (encode+search)",
+    ]
+    trows = [
+        [
+            f"{r['n']:,}",
+            r["factory"],
+            r["params"],
+            r["rerank"],
+            r["recall"],
+            r["build_s"],
+            r["index_mb"],
+            f"{r['encode_p50']:.2f} / {r['encode_p95']:.2f}",
+            f"{r['search_p50']:.3f} / {r['search_p95']:.3f}",
+            f"{r['meta_p50']:.3f} / {r['meta_p95']:.3f}",
+            f"{r['e2e_p50']:.2f} / {r['e2e_p95']:.2f}",
+            f"{r['speedup_vs_flat']:.1f}x" if r["speedup_vs_flat"] else "-",
+            f"{r['e2e_over_parts']:.2f}",
+        ]
+        for r in rows
+    ]
+    body = (
+        header(f"Query latency by index type ({'GPU' if gpu else 'CPU'}), synthetic spread {SPREAD}")
+        + "\n"
+        + table(head, trows)
+        + "\n\n"
+        + NOTE
+    )
+    write_section(
+        args.section or f"query-{'gpu' if gpu else 'cpu'}" + ("" if SPREAD == 1.0 else f"-spread{SPREAD}"), body
+    )
     dump_json(f"query-{'gpu' if gpu else 'cpu'}", rows)
     print("\n" + body)
 
 
-class _TorchText:
-    """The torch text tower, where ONNX export is not possible (it is what `pixseek search` falls back to)."""
-    has_text = True
-
-    def __init__(self, emb):
-        self.emb = emb
-
-    def encode_texts(self, texts):
-        return self.emb.encode_texts(texts)
-
-
 def ensure_encoder():
-    """(model id, text encoder): the bundled model's ONNX encoder, exported once, else its torch tower."""
-    from index.embed import Embedder
-    from index.export import export_query_encoders
-    from search.fast_encoder import FastEncoder
+    """(model id, query encoder): the bundled model's ONNX export (made once), else its torch model:
+    what `pixseek search` uses."""
+    from pixseek.models import export_for_cpu, for_queries, load_torch
 
-    emb = Embedder.from_spec("pixseek-emoji", "cpu")
-    if FastEncoder.load(emb.model_id) is None:
-        try:
-            export_query_encoders(emb.m)
-        except Exception as e:  # noqa: BLE001 - a benchmark falls back and says so
-            print(f"ONNX export failed ({type(e).__name__}: {e}); encoding text with torch", flush=True)
-    fast = FastEncoder.load(emb.model_id)
-    return emb.model_id, (fast if fast is not None and fast.has_text else _TorchText(emb))
+    emb = load_torch("pixseek-emoji", "cpu")
+    export_for_cpu(emb)
+    enc = for_queries(emb.model_id, "pixseek-emoji", "cpu")
+    if enc.runtime != "onnx":
+        print("no ONNX export; encoding text with torch", flush=True)
+    return emb.model_id, enc
 
 
-NOTE = ("One query at a time, k = 10, 200 held-out synthetic text-query vectors (a modality gap from the "
-        "image vectors). encode = the bundled model's ONNX text encoder on a real prompt; search = "
-        "FAISS plus exact re-ranking from SQLite for compressed codes; metadata = the SQLite rows of the "
-        "results; end-to-end = `Engine.text()` (encode + search + metadata). recall@10 is against exact "
-        "search on the measured queries (the index was tuned on other ones). index MiB = the FAISS file.")
+NOTE = (
+    "One query at a time, k = 10, 200 held-out synthetic text-query vectors (a modality gap from the "
+    "image vectors). encode = the bundled model's ONNX text encoder on a real prompt; search = "
+    "FAISS plus exact re-ranking from SQLite for compressed codes; metadata = the SQLite rows of the "
+    "results; end-to-end = `Engine.text()` (encode + search + metadata). recall@10 is against exact "
+    "search on the measured queries (the index was tuned on other ones). index MiB = the FAISS file."
+)
 
 if __name__ == "__main__":
     main()

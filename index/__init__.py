@@ -1,4 +1,2 @@
-"""Write side of pixseek: scan, decode, embed, store (SQLite) and vectors (FAISS).
-
-Heavy libraries (torch, open_clip, faiss) are imported lazily inside the functions that need them.
-"""
+"""Index runs: scan folders, decode in worker processes, embed, commit (``pixseek index``), and the
+``pixseek doctor`` checks and repairs. Uses the model layer and storage; nothing below imports it."""

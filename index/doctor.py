@@ -6,24 +6,24 @@ gone from disk. Caches are rebuilt; rows with unusable vectors are removed so th
 ``pixseek index`` re-embeds those files. A damaged database cannot be repaired here: that is reported,
 and the exit status says so.
 """
+
 from __future__ import annotations
 
-import sqlite3
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from .errors import PixseekError, VectorIndexError
-from .paths import DataDir
-from .store import Store
-from .thumbs import THUMB_DIR, _valid_webp
+from pixseek.errors import IndexLockedError, PixseekError, VectorIndexError
+from pixseek.store import DataDir, Store, VectorIndex
+from pixseek.store.lock import DirLock
+from pixseek.store.thumbs import Thumbs
 
 
 @dataclass
 class Finding:
     check: str
-    status: str        # 'ok' | 'fixed' | 'warning' | 'failed'
+    status: str  # 'ok' | 'fixed' | 'warning' | 'failed'
     detail: str
 
     def line(self) -> str:
@@ -52,13 +52,13 @@ def _check_database(dd: DataDir, r: Report) -> Store | None:
     except PixseekError as e:
         r.add("database", "failed", e.message + (f" ({e.hint})" if e.hint else ""))
         return None
-    try:
-        res = [row[0] for row in store.conn.execute("PRAGMA integrity_check")]
-    except sqlite3.DatabaseError as e:
-        res = [str(e)]
-    if res != ["ok"]:
-        r.add("database", "failed", f"integrity check: {'; '.join(res[:3])} (restore {dd.db} from a backup, "
-              f"or move it away and index again)")
+    res = store.integrity_check()
+    if res != "ok":
+        r.add(
+            "database",
+            "failed",
+            f"integrity check: {res} (restore {dd.db} from a backup, or move it away and index again)",
+        )
         store.close()
         return None
     r.add("database", "ok", f"{store.count():,} images, schema {store.meta('schema_version')}, integrity ok")
@@ -70,14 +70,7 @@ def _check_vectors(store: Store, r: Report, repair: bool) -> None:
     if dim is None:
         r.add("vectors", "ok", "no model recorded yet (empty index)")
         return
-    bad: list[tuple[int, str]] = []
-    for rid, blob, model_id in store.conn.execute("SELECT id, vector, model_id FROM images"):
-        if blob is None or len(blob) != dim * 4:
-            bad.append((rid, f"{len(blob or b'')} bytes, expected {dim * 4}"))
-        elif not np.isfinite(np.frombuffer(blob, dtype="<f4")).all():
-            bad.append((rid, "not finite"))
-        elif model_id != store.model_id:
-            bad.append((rid, f"made by model {model_id}"))
+    bad = store.unusable_vectors()
     if not bad:
         r.add("vectors", "ok", f"all {store.count():,} vectors have {dim} finite values from {store.model_id}")
         return
@@ -87,13 +80,15 @@ def _check_vectors(store: Store, r: Report, repair: bool) -> None:
     with store.batch() as b:
         store.delete_images(rid for rid, _ in bad)
         b.changed = True
-    r.add("vectors", "fixed", f"removed {len(bad)} rows with unusable vectors (e.g. row {bad[0][0]}: "
-          f"{bad[0][1]}); `pixseek index` will embed those files again")
+    r.add(
+        "vectors",
+        "fixed",
+        f"removed {len(bad)} rows with unusable vectors (e.g. row {bad[0][0]}: "
+        f"{bad[0][1]}); `pixseek index` will embed those files again",
+    )
 
 
 def _check_faiss(store: Store, r: Report, repair: bool) -> None:
-    from .vectors import VectorIndex
-
     try:
         vi = VectorIndex.load_file(store)
     except VectorIndexError as e:
@@ -107,12 +102,12 @@ def _check_faiss(store: Store, r: Report, repair: bool) -> None:
         vi.save(store)
         r.add("vector index", "fixed", f"{e.message}; rebuilt from the database ({vi.ntotal:,} vectors, {vi.factory})")
         return
-    ids = np.fromiter((row[0] for row in store.conn.execute("SELECT id FROM images ORDER BY id LIMIT 64")), np.int64)
     mismatch = 0
-    for rid in ids:
+    exact = "Flat" in vi.factory and "IVF" not in vi.factory  # only a flat index gives vectors back as stored
+    for rid in store.ids(limit=64):
+        stored = store.vector(int(rid))
         try:
-            if "Flat" in vi.factory and "IVF" not in vi.factory and not np.allclose(
-                    vi.reconstruct(int(rid)), store.vector(int(rid)), atol=1e-6):
+            if stored is None or (exact and not np.allclose(vi.reconstruct(int(rid)), stored, atol=1e-6)):
                 mismatch += 1
         except RuntimeError:
             mismatch += 1
@@ -129,43 +124,37 @@ def _check_faiss(store: Store, r: Report, repair: bool) -> None:
 
 
 def _check_thumbnails(store: Store, r: Report, repair: bool) -> None:
-    root: Path = store.data_dir.root / THUMB_DIR
-    if not root.exists():
+    thumbs = Thumbs(store.data_dir)
+    if not thumbs.root.exists():
         r.add("thumbnails", "ok", "no cache yet (made on first view in the UI)")
         return
-    hashes = {row[0] for row in store.conn.execute("SELECT DISTINCT hash FROM images")}
-    damaged, orphans, ok = [], [], 0
-    for p in root.rglob("*.webp"):
-        digest = p.name.split("-", 1)[0]
-        try:
-            good = _valid_webp(p.read_bytes())
-        except OSError:
-            good = False
-        if not good:
-            damaged.append(p)
-        elif digest not in hashes:
-            orphans.append(p)
-        else:
-            ok += 1
-    for p in root.rglob(".*.tmp"):
-        orphans.append(p)
-    if not damaged and not orphans:
-        r.add("thumbnails", "ok", f"{ok:,} cached, none damaged")
+    found = thumbs.audit(store.hashes())
+    if not found.damaged and not found.orphans:
+        r.add("thumbnails", "ok", f"{found.ok:,} cached, none damaged")
         return
     if not repair:
-        r.add("thumbnails", "warning", f"{len(damaged)} damaged, {len(orphans)} of images no longer indexed")
+        r.add(
+            "thumbnails", "warning", f"{len(found.damaged)} damaged, {len(found.orphans)} of images no longer indexed"
+        )
         return
-    for p in damaged + orphans:
-        p.unlink(missing_ok=True)
-    r.add("thumbnails", "fixed", f"removed {len(damaged)} damaged and {len(orphans)} orphaned thumbnails "
-          f"(damaged ones are made again on next view); {ok:,} fine")
+    thumbs.remove(found.damaged + found.orphans)
+    r.add(
+        "thumbnails",
+        "fixed",
+        f"removed {len(found.damaged)} damaged and {len(found.orphans)} orphaned "
+        f"thumbnails (damaged ones are made again on next view); {found.ok:,} fine",
+    )
 
 
 def _check_files(store: Store, r: Report) -> None:
-    missing = [p for (p,) in store.conn.execute("SELECT path FROM images") if not Path(p).exists()]
+    missing = [p for p in store.paths() if not os.path.exists(p)]
     if missing:
-        r.add("files", "warning", f"{len(missing):,} indexed files are gone from disk (e.g. {missing[0]}); "
-              f"`pixseek index` on their folder removes them")
+        r.add(
+            "files",
+            "warning",
+            f"{len(missing):,} indexed files are gone from disk (e.g. {missing[0]}); "
+            f"`pixseek index` on their folder removes them",
+        )
     else:
         r.add("files", "ok", "every indexed file is on disk")
 
@@ -178,9 +167,6 @@ def run(db_dir=None, *, repair: bool = True) -> Report:
         return r
     if not repair:
         return _run(dd, r, repair)
-    from .errors import IndexLockedError
-    from .lock import DirLock
-
     try:
         with DirLock(dd):  # no indexer may write while the doctor repairs
             return _run(dd, r, repair)
@@ -193,11 +179,9 @@ def _run(dd: DataDir, r: Report, repair: bool) -> Report:
     store = _check_database(dd, r)
     if store is None:
         return r
-    try:
+    with store:
         _check_vectors(store, r, repair)
         _check_faiss(store, r, repair)
         _check_thumbnails(store, r, repair)
         _check_files(store, r)
-    finally:
-        store.close()
     return r

@@ -1,34 +1,36 @@
 """``pixseek index``: scan folders, embed what is new or changed, keep SQLite and FAISS in step.
 
+A run has three steps: **plan** (:mod:`pixseek.index.plan`: scan and compare with the database),
+**apply** (decode workers, the model and the writer thread at once, one transaction per batch) and
+**finish** (remove rows of files that are gone, re-tune or save the FAISS cache, export the model).
 Incremental by (size, mtime); identity by content hash, so moved or renamed files keep their vector
-and identical copies reuse it. Bad files land in the errors table and never stop the run. Work is
-committed one batch per transaction, so a killed run resumes where it stopped.
+and identical copies reuse it. Bad files land in the errors table and never stop the run. A killed
+run resumes where it stopped.
 """
+
 from __future__ import annotations
 
 import os
 import sqlite3
 import time
-from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
-from . import faults
-from .decode import DEFAULT_MAX_PIXELS
-from .embed import Embedder
-from .errors import StoreError, VectorIndexError
-from .lock import DirLock
-from .paths import DataDir
-from .pipeline import Job, Prepared, prepared_batches
-from .scan import FileEntry, ScanError, normalize_roots, scan
-from .store import Store, vec_to_blob
-from .vectors import TUNING_QUERIES_FILE, VectorIndex
-from .writer import Writer, write_error
+from pixseek import faults
+from pixseek.decode import DEFAULT_MAX_PIXELS
+from pixseek.errors import ImageError, StoreError
+from pixseek.models import Encoder, export_for_cpu, for_indexing
+from pixseek.models.export import cached_text_vectors
+from pixseek.store import DataDir, Store, VectorIndex, ann
+from pixseek.store.database import vec_to_blob
+from pixseek.store.lock import DirLock
 
-PROMPTS = Path(__file__).resolve().parent / "prompts.txt"
+from .pipeline import Job, Prepared, prepared_batches
+from .plan import Plan, make_plan
+from .scan import normalize_roots
+from .writer import Writer, write_error
 
 
 @dataclass
@@ -39,11 +41,11 @@ class Summary:
     removed: int = 0
     unchanged: int = 0
     failed: int = 0
-    known_failures: int = 0     # files that failed before and have not changed since (not retried)
-    embedded: int = 0           # images that went through the model
-    seconds: float = 0.0        # the whole run, model start-up included
-    work_seconds: float = 0.0   # reading, decoding, embedding and writing (model start-up excluded)
-    total: int = 0              # images in the index after the run
+    known_failures: int = 0  # files that failed before and have not changed since (not retried)
+    embedded: int = 0  # images that went through the model
+    seconds: float = 0.0  # the whole run, model start-up included
+    work_seconds: float = 0.0  # reading, decoding, embedding and writing (model start-up excluded)
+    total: int = 0  # images in the index after the run
 
     @property
     def images_per_s(self) -> float:
@@ -58,9 +60,15 @@ class Summary:
         return d
 
 
+def save_tuning_queries(data_dir: DataDir, enc: Encoder) -> None:
+    """The index model's vectors of the ANN tuning prompts, into the data dir: computed once per model
+    (kept beside its export) and reused by every index of that model."""
+    ann.save_tuning_queries(data_dir, lambda texts: cached_text_vectors(enc.model_id, texts, enc.encode_texts))
+
+
 @dataclass
 class _Op:
-    kind: str                   # 'add' | 'update' | 'move' | 'touch' | 'error'
+    kind: str  # 'add' | 'update' | 'move' | 'touch' | 'error'
     item: Prepared
     image_id: int | None = None
     needs_vector: bool = False
@@ -68,11 +76,23 @@ class _Op:
 
 
 class Indexer:
-    def __init__(self, db_dir=None, *, model: str | None = None, embedder: Embedder | None = None,
-                 device: str | None = None, batch_size: int | None = None, workers: int | None = None,
-                 exclude: Iterable[str] = (), include_hidden: bool = False,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False, export_encoders: bool = True,
-                 index_type: str | None = None, runtime: str | None = None):
+    def __init__(
+        self,
+        db_dir: str | os.PathLike | DataDir | None = None,
+        *,
+        model: str | None = None,
+        encoder: Encoder | None = None,
+        device: str | None = None,
+        batch_size: int | None = None,
+        workers: int | None = None,
+        exclude: Iterable[str] = (),
+        include_hidden: bool = False,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        progress: bool = False,
+        export_encoders: bool = True,
+        index_type: str | None = None,
+        runtime: str | None = None,
+    ):
         """``index_type``: "auto" (by corpus size and memory) or a FAISS factory string; kept by the
         index for later runs. ``workers``: decode processes (default: cores + 1, at most 16).
         ``runtime``: "auto" (a CPU run embeds with the model's ONNX export when there is one) or
@@ -80,7 +100,7 @@ class Indexer:
         self.data_dir = db_dir if isinstance(db_dir, DataDir) else DataDir.resolve(db_dir)
         self.index_type = index_type
         self.model_spec = model
-        self.embedder = embedder
+        self.encoder = encoder
         self.device = device
         self.batch_size = max(1, int(batch_size)) if batch_size else None  # None: 256 on a GPU, else 64
         self.workers = workers
@@ -91,141 +111,73 @@ class Indexer:
         self.export_encoders = export_encoders
         self.runtime = runtime
 
-    # --- model ------------------------------------------------------------------------------------
-    def _embedder_for(self, store: Store) -> Embedder:
-        if self.embedder is None:
+    def _encoder_for(self, store: Store) -> Encoder:
+        if self.encoder is None:
             spec = self.model_spec or store.model_spec  # an existing index keeps its model
-            self.embedder = Embedder.for_indexing(spec, self.device, self.runtime)
-        e = self.embedder
+            self.encoder = for_indexing(spec, self.device, self.runtime)
+        e = self.encoder
         store.check_model(e.model_id, e.spec, e.dim, adopt=True)
         return e
 
-    # --- the run ----------------------------------------------------------------------------------
+    # --- entry points -----------------------------------------------------------------------------
     def rebuild_vectors(self) -> VectorIndex:
-        with DirLock(self.data_dir):
-            store = Store.open(self.data_dir)
-            try:
-                self._apply_index_type(store, store.dim)
-                return VectorIndex.open(store, rebuild=True)
-            finally:
-                store.close()
+        with DirLock(self.data_dir), Store.open(self.data_dir) as store:
+            self._apply_index_type(store)
+            return VectorIndex.open(store, rebuild=True)
 
-    def run(self, paths: Iterable[str]) -> Summary:
+    def run(self, paths: Iterable[str | os.PathLike]) -> Summary:
         roots = normalize_roots(paths)
         try:
             self.data_dir.create()
         except OSError as e:
             raise StoreError(f"cannot create data dir {self.data_dir.root}: {e.strerror or e}") from None
-        os.environ["PIXSEEK_FAULT_INDEXER_PID"] = str(os.getpid())  # for fault-injection tests only
-        with DirLock(self.data_dir):
-            store = Store.open(self.data_dir, create=True)
+        with DirLock(self.data_dir), Store.open(self.data_dir, create=True) as store:
             try:
                 return self._run(store, roots)
             except (OSError, sqlite3.OperationalError) as e:
                 raise write_error(self.data_dir, e) from None
-            finally:
-                store.close()
 
     def _run(self, store: Store, roots: list[str]) -> Summary:
         t0 = time.perf_counter()
         # The model loads only when needed: a re-run with nothing new costs no model start-up.
         # An explicit, different --model is checked up front so a mismatch is refused at once.
         if store.model_spec is None or (self.model_spec and self.model_spec != store.model_spec):
-            self._embedder_for(store)
-        self._apply_index_type(store, store.dim)
+            self._encoder_for(store)
+        self._apply_index_type(store)
         vi = VectorIndex.open(store)
         s = Summary()
-
-        listing: dict[str, FileEntry] = {}
-        scan_errors: list[ScanError] = []
-        for item in scan(roots, self.exclude, self.include_hidden):
-            faults.point("scan")
-            if isinstance(item, ScanError):
-                scan_errors.append(item)
-            else:
-                listing.setdefault(item.path, item)
-
-        existing: dict[str, tuple[int, int, int, str]] = {}
-        for root in roots:
-            for rid, path, size, mtime_ns, digest in store.rows_under(root):
-                existing[path] = (rid, size, mtime_ns, digest)
-
-        work: list[Job] = []
-        for path in sorted(listing):
-            e = listing[path]
-            old = existing.get(path)
-            if old is not None:
-                if (old[1], old[2]) == (e.size, e.mtime_ns):
-                    s.unchanged += 1
-                else:
-                    work.append(Job(e, old[0], old[3]))
-            elif store.error_for(path) == (e.size, e.mtime_ns):
-                s.known_failures += 1
-            else:
-                work.append(Job(e, None, None))
-
-        vanished_by_hash: dict[str, list[int]] = defaultdict(list)
-        for path, (rid, _, _, digest) in existing.items():
-            if path not in listing:
-                vanished_by_hash[digest].append(rid)
-
-        if scan_errors:
-            with store.batch():
-                for err in scan_errors:
-                    store.record_error(err.path, err.stage, err.message)
-            s.failed += len(scan_errors)
-
-        emb = self._embedder_for(store) if work else None
+        plan = make_plan(store, roots, self.exclude, self.include_hidden)
+        s.unchanged, s.known_failures = plan.unchanged, plan.known_failures
+        self._record_scan_errors(store, plan, s)
+        enc = self._encoder_for(store) if plan.work else None
         t_work = time.perf_counter()
-        if work:
-            self._embed_all(store, vi, emb, work, vanished_by_hash, s)
-
-        gone = [rid for ids in vanished_by_hash.values() for rid in ids]
-        with store.batch() as b:
-            if gone:
-                store.delete_images(gone)
-                b.changed = True
-            for root in roots:
-                store.clear_errors_under(root, keep=set(listing) | {e.path for e in scan_errors})
-        vi.remove(gone)
-        s.removed = len(gone)
-        vi.generation = store.generation
-        if vi.stale_for(store):  # the corpus outgrew the index type or its tuning: rebuild and tune
-            if emb is not None:
-                self._save_tuning_queries(store, emb)
-            vi = VectorIndex.build(store)
-        vi.save(store)
-        s.total = store.count()
+        if enc is not None:
+            self._apply(store, vi, enc, plan, s)
+        self._finish(store, vi, roots, plan, enc, s)
         s.work_seconds = time.perf_counter() - t_work
-        if emb is not None and self.export_encoders and getattr(emb, "runtime", "torch") == "torch":
-            from .export import export_query_encoders
-
-            # once per model: `pixseek search` starts without torch, later CPU runs index on ONNX Runtime
-            export_query_encoders(emb.m)
+        if enc is not None and self.export_encoders:
+            export_for_cpu(enc)  # once per model: later CPU runs and `pixseek search` skip torch
         s.seconds = time.perf_counter() - t0
         return s
 
-    def _apply_index_type(self, store: Store, dim: int | None) -> None:
+    def _apply_index_type(self, store: Store) -> None:
         """Check ``--index-type`` before any work (a bad one must not fail a long run at the end)."""
         if not self.index_type:
             return
-        kind = self.index_type.strip()
-        if kind.lower() != "auto":
-            import faiss
-
-            from .ann import normalise_factory
-
-            try:
-                faiss.index_factory(dim or 256, normalise_factory(kind), faiss.METRIC_INNER_PRODUCT)
-            except Exception as e:
-                raise VectorIndexError(f"invalid --index-type {kind!r}: {str(e).splitlines()[0][:160]}",
-                                       hint="use auto, Flat, HNSW32, IVF4096,Flat, IVF4096,SQ8 or IVF4096,PQ32") from None
-        else:
-            kind = "auto"
+        kind = ann.check_factory(self.index_type, store.dim)
         if store.meta("index_type", "auto") != kind:
             store.set_meta(index_type=kind)
 
-    def _workers(self, emb: Embedder) -> int:
+    @staticmethod
+    def _record_scan_errors(store: Store, plan: Plan, s: Summary) -> None:
+        if plan.scan_errors:
+            with store.batch():
+                for err in plan.scan_errors:
+                    store.record_error(err.path, err.stage, err.message)
+            s.failed += len(plan.scan_errors)
+
+    # --- apply: decode, embed, commit -------------------------------------------------------------
+    def _workers(self) -> int:
         if self.workers is not None:
             return self.workers
         # About one per core: decoding is the bottleneck for small models, and a big model's threads
@@ -233,124 +185,165 @@ class Indexer:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         return min(16, cores + 1)  # one more than the cores: a worker waiting on the disk leaves a core idle
 
-    def _save_tuning_queries(self, store: Store, emb: Embedder) -> None:
-        """The model's vectors for index/prompts.txt: held-out text queries for tuning ANN search."""
-        path = store.data_dir.root / TUNING_QUERIES_FILE
-        if path.exists():
-            return
-        prompts = [ln.strip() for ln in PROMPTS.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
-        try:
-            from .export import prompt_vectors
-
-            np.save(tmp, prompt_vectors(emb.model_id, prompts, emb.encode_texts))
-            os.replace(tmp, path)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-
-    def _embed_all(self, store: Store, vi: VectorIndex, emb: Embedder, work: list[Job],
-                   vanished_by_hash: dict[str, list[int]], s: Summary) -> None:
+    def _apply(self, store: Store, vi: VectorIndex, enc: Encoder, plan: Plan, s: Summary) -> None:
         """Workers decode, the model embeds, the writer thread commits: all three at once."""
         from tqdm import tqdm
 
-        bar = tqdm(total=len(work), unit="img", desc="indexing", disable=not self.progress,
-                   dynamic_ncols=True, leave=False)
+        work = plan.work
+        bar = tqdm(
+            total=len(work), unit="img", desc="indexing", disable=not self.progress, dynamic_ncols=True, leave=False
+        )
+        cuda = enc.device.startswith("cuda")
         batches = prepared_batches(
-            work, preprocess=emb.preprocess, min_side=emb.image_size, max_pixels=self.max_pixels,
-            known_hashes=frozenset(vanished_by_hash), workers=self._workers(emb),
-            batch_size=self.batch_size or (256 if emb.device.startswith("cuda") else 64),
-            pin_memory=emb.device.startswith("cuda"))
-        writer = Writer(self.data_dir, lambda st, ops: self._write(st, vi, emb.model_id, ops, s))
+            work,
+            preprocess=enc.preprocess,
+            min_side=enc.image_size,
+            max_pixels=self.max_pixels,
+            known_hashes=frozenset(plan.vanished_by_hash),
+            workers=self._workers(),
+            batch_size=self.batch_size or (256 if cuda else 64),
+            pin_memory=cuda,
+        )
+        writer = Writer(self.data_dir, lambda st, ops: self._write(st, vi, enc.model_id, ops, s))
         writer.start()
         pos = 0
         try:
             for preps, tensors in batches:
-                jobs = work[pos:pos + len(preps)]
+                jobs = work[pos : pos + len(preps)]
                 pos += len(preps)
-                ops = [self._classify(store, job, prep, vanished_by_hash) for job, prep in zip(jobs, preps)]
+                ops = [self._classify(store, job, prep, plan) for job, prep in zip(jobs, preps)]
                 if tensors is not None:
-                    faults.point("embed")
-                    vecs = emb.encode_tensors(tensors)
-                    with_tensor = [op for op in ops if op.item.has_tensor]
-                    for op, v in zip(with_tensor, vecs):
-                        if op.needs_vector:
-                            op.vector = v
-                            s.embedded += 1
+                    self._embed(enc, tensors, ops, s)
                 writer.put(ops)
                 bar.update(len(ops))
                 bar.set_postfix(added=s.added, failed=s.failed, refresh=False)
             writer.finish()
         finally:
             batches.close()
-            if writer.is_alive():  # an interrupt or error: commit what is queued, then stop
-                writer.q.put(None)
-                writer.join()
+            writer.close()  # after an interrupt or error: commit what is queued, then stop
             bar.close()
 
-    def _classify(self, store: Store, job: Job, prep: Prepared, vanished_by_hash) -> _Op:
+    @staticmethod
+    def _embed(enc: Encoder, tensors: object, ops: list[_Op], s: Summary) -> None:
+        faults.point("embed")
+        vecs = enc.encode_tensors(tensors)
+        with_tensor = [op for op in ops if op.item.has_tensor]
+        for op, v in zip(with_tensor, vecs):
+            if op.needs_vector:
+                op.vector = v
+                s.embedded += 1
+
+    @staticmethod
+    def _classify(store: Store, job: Job, prep: Prepared, plan: Plan) -> _Op:
         if prep.error is not None:
             return _Op("error", prep)
         if job.old_id is not None:
             if prep.digest == job.old_hash:
                 return _Op("touch", prep, job.old_id)
             return _Op("update", prep, job.old_id, needs_vector=True)
-        if vanished_by_hash.get(prep.digest):
-            rid = vanished_by_hash[prep.digest].pop()
-            if not vanished_by_hash[prep.digest]:
-                del vanished_by_hash[prep.digest]
-            return _Op("move", prep, rid)
-        if prep.has_tensor and store.ids_by_hash(prep.digest):
+        moved_from = plan.claim_moved(prep.digest)
+        if moved_from is not None:
+            return _Op("move", prep, moved_from)
+        if prep.has_tensor and prep.digest and store.ids_by_hash(prep.digest):
             return _Op("add", prep)  # an identical copy is indexed already: reuse its vector
         return _Op("add", prep, needs_vector=prep.has_tensor)
 
+    # --- finish: removals, the FAISS cache --------------------------------------------------------
+    def _finish(
+        self, store: Store, vi: VectorIndex, roots: list[str], plan: Plan, enc: Encoder | None, s: Summary
+    ) -> None:
+        gone = plan.gone
+        seen = set(plan.listing) | {e.path for e in plan.scan_errors}
+        with store.batch() as b:
+            if gone:
+                store.delete_images(gone)
+                b.changed = True
+            for root in roots:
+                store.clear_errors_under(root, keep=seen)
+        vi.remove(gone)
+        s.removed = len(gone)
+        vi.generation = store.generation
+        if vi.stale_for(store):  # the corpus outgrew the index type or its tuning: rebuild and tune
+            if enc is not None:
+                save_tuning_queries(store.data_dir, enc)
+            vi = VectorIndex.build(store)
+        vi.save(store)
+        s.total = store.count()
+
     def _write(self, store: Store, vi: VectorIndex, model_id: str, ops: list[_Op], s: Summary) -> None:
         """Commit one batch of ops in one transaction, then mirror it in the FAISS cache."""
-        add_ids, add_vecs, removed = [], [], []
+        added: list[tuple[int, np.ndarray]] = []  # (row id, vector) new in FAISS
+        replaced: list[int] = []  # row ids whose old vector leaves FAISS
         with store.batch() as b:
             for op in ops:
-                it, e = op.item, op.item.entry
-                if op.kind == "error":
-                    store.record_error(e.path, it.error.stage, it.error.message, e.size, e.mtime_ns)
-                    s.failed += 1
-                elif op.kind == "touch":
-                    store.touch_image(op.image_id, size=e.size, mtime_ns=e.mtime_ns)
-                    s.unchanged += 1
-                elif op.kind == "move":
-                    store.move_image(op.image_id, path=e.path, root=e.root, size=e.size, mtime_ns=e.mtime_ns)
-                    s.moved += 1
-                elif op.kind == "update":
-                    store.update_image(op.image_id, size=e.size, mtime_ns=e.mtime_ns, digest=it.digest,
-                                       width=it.width, height=it.height, fmt=it.fmt, model_id=model_id,
-                                       blob=vec_to_blob(op.vector), taken_at=it.taken_at)
-                    removed.append(op.image_id)
-                    add_ids.append(op.image_id)
-                    add_vecs.append(op.vector)
-                    s.updated += 1
-                else:  # add
-                    blob, vec = self._vector_for(store, op)
-                    if blob is None:
-                        # Same content as a file moved earlier in this run, whose row we reuse.
-                        store.record_error(e.path, "embed", "duplicate vanished before it was copied")
-                        s.failed += 1
-                        continue
-                    rid = store.insert_image(path=e.path, root=e.root, size=e.size, mtime_ns=e.mtime_ns,
-                                             digest=it.digest, width=it.width, height=it.height, fmt=it.fmt,
-                                             model_id=model_id, blob=blob, taken_at=it.taken_at)
-                    add_ids.append(rid)
-                    add_vecs.append(vec)
-                    s.added += 1
-            b.changed = bool(add_ids or removed or any(op.kind == "move" for op in ops))
+                self._write_op(store, op, model_id, s, added, replaced)
+            b.changed = bool(added or replaced or any(op.kind == "move" for op in ops))
         faults.point("committed")
-        vi.remove(removed)
-        if add_ids:
-            vi.add(np.asarray(add_ids, dtype=np.int64), np.stack(add_vecs))
+        vi.remove(replaced)
+        if added:
+            vi.add(np.asarray([rid for rid, _ in added], dtype=np.int64), np.stack([v for _, v in added]))
+
+    def _write_op(self, store: Store, op: _Op, model_id: str, s: Summary, added: list, replaced: list) -> None:
+        it, e = op.item, op.item.entry
+        if op.kind == "error":
+            err = it.error or ImageError("unknown error")
+            store.record_error(e.path, err.stage, err.message, e.size, e.mtime_ns)
+            s.failed += 1
+            return
+        if op.kind == "add":
+            blob, vec = self._vector_for(store, op)
+            if blob is None or vec is None:
+                # Same content as a file moved earlier in this run, whose row we reuse.
+                store.record_error(e.path, "embed", "duplicate vanished before it was copied")
+                s.failed += 1
+                return
+            rid = store.insert_image(
+                path=e.path,
+                root=e.root,
+                size=e.size,
+                mtime_ns=e.mtime_ns,
+                digest=it.digest,
+                width=it.width,
+                height=it.height,
+                fmt=it.fmt,
+                model_id=model_id,
+                blob=blob,
+                taken_at=it.taken_at,
+            )
+            added.append((rid, vec))
+            s.added += 1
+            return
+        assert op.image_id is not None  # touch, move and update act on a row that exists
+        if op.kind == "touch":
+            store.touch_image(op.image_id, size=e.size, mtime_ns=e.mtime_ns)
+            s.unchanged += 1
+        elif op.kind == "move":
+            store.move_image(op.image_id, path=e.path, root=e.root, size=e.size, mtime_ns=e.mtime_ns)
+            s.moved += 1
+        else:  # update: new content at the same path
+            assert op.vector is not None
+            store.update_image(
+                op.image_id,
+                size=e.size,
+                mtime_ns=e.mtime_ns,
+                digest=it.digest,
+                width=it.width,
+                height=it.height,
+                fmt=it.fmt,
+                model_id=model_id,
+                blob=vec_to_blob(op.vector),
+                taken_at=it.taken_at,
+            )
+            replaced.append(op.image_id)
+            added.append((op.image_id, op.vector))
+            s.updated += 1
 
     @staticmethod
     def _vector_for(store: Store, op: _Op) -> tuple[bytes | None, np.ndarray | None]:
         if op.vector is not None:
             return vec_to_blob(op.vector), op.vector
         # Identical content already indexed (a copy, or a second copy of a moved file): reuse it.
-        for rid in store.ids_by_hash(op.item.digest):
+        for rid in store.ids_by_hash(op.item.digest or ""):
             blob = store.vector_blob(rid)
             if blob is not None:
                 return blob, np.frombuffer(blob, dtype="<f4").copy()

@@ -5,17 +5,19 @@ A torch ``DataLoader`` over the run's work list runs :func:`prepare` in ``worker
 work order with their tensors stacked (and pinned for a CUDA model), and keeps at most
 ``workers x prefetch`` batches in flight, so memory stays bounded while the model runs in the parent.
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import faults
-from .decode import DEFAULT_MAX_FILE_BYTES, decode_bytes
-from .errors import ImageError
+from pixseek import faults
+from pixseek.decode import DEFAULT_MAX_FILE_BYTES, decode_bytes
+from pixseek.errors import ImageError
+
 from .scan import FileEntry
 
 # Below this many files a run decodes in-process: starting worker processes would cost more.
@@ -37,12 +39,13 @@ class Prepared:
 @dataclass
 class Job:
     entry: FileEntry
-    old_id: int | None      # the row this path had, if any (a changed file)
+    old_id: int | None  # the row this path had, if any (a changed file)
     old_hash: str | None
 
 
-def prepare(job: Job, preprocess: Callable, min_side: int | None, max_pixels: int,
-            known_hashes: frozenset) -> tuple[Prepared, object]:
+def prepare(
+    job: Job, preprocess: Callable, min_side: int | None, max_pixels: int, known_hashes: frozenset
+) -> tuple[Prepared, object]:
     """(metadata, CHW tensor or None) for one file; never raises for a bad file."""
     entry = job.entry
     p = Prepared(entry)
@@ -90,7 +93,7 @@ class _Work:
         return prepare(self.jobs[i], self.preprocess, self.min_side, self.max_pixels, self.known_hashes)
 
 
-def _collate(items):
+def collate(items):
     preps = [p for p, _ in items]
     tensors = [t for _, t in items if t is not None]
     if not tensors:
@@ -106,7 +109,7 @@ def _collate_shared(items):
     """In a worker: numpy batches (the ONNX Runtime path) become torch tensors, which travel to the parent
     in shared memory. Pickled through the result pipe instead, a batch fills it, and a worker whose parent
     was killed then blocks on that pipe forever instead of exiting."""
-    preps, x = _collate(items)
+    preps, x = collate(items)
     if isinstance(x, np.ndarray):
         import torch
 
@@ -120,16 +123,25 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # the parent's model owns the cores; a worker decodes one file at a time
 
 
-def prepared_batches(jobs: Sequence[Job], *, preprocess: Callable, min_side: int | None, max_pixels: int,
-                     known_hashes: frozenset, batch_size: int, workers: int, pin_memory: bool = False,
-                     prefetch: int = 2) -> Iterator[tuple[list[Prepared], object]]:
+def prepared_batches(
+    jobs: Sequence[Job],
+    *,
+    preprocess: Callable,
+    min_side: int | None,
+    max_pixels: int,
+    known_hashes: frozenset,
+    batch_size: int,
+    workers: int,
+    pin_memory: bool = False,
+    prefetch: int = 2,
+) -> Generator[tuple[list[Prepared], object], None, None]:
     """Yield ``(prepared, stacked tensors of those with has_tensor)`` batches, in work order."""
     if not jobs:
         return
     data = _Work(jobs, preprocess, min_side, max_pixels, known_hashes)
     if workers <= 0 or len(jobs) < MIN_WORK_FOR_WORKERS:
         for start in range(0, len(jobs), batch_size):
-            yield _collate([data[i] for i in range(start, min(start + batch_size, len(jobs)))])
+            yield collate([data[i] for i in range(start, min(start + batch_size, len(jobs)))])
         return
     import multiprocessing
     import warnings
@@ -139,10 +151,18 @@ def prepared_batches(jobs: Sequence[Job], *, preprocess: Callable, min_side: int
     # torch warns when workers outnumber cores; cores + 1 is deliberate (see Indexer._workers).
     warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
 
-    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        collate_fn=_collate_shared, pin_memory=pin_memory, prefetch_factor=prefetch,
-                        worker_init_fn=_worker_init, persistent_workers=False,
-                        multiprocessing_context=multiprocessing.get_context("fork"))
+    loader = DataLoader(
+        data,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_collate_shared,
+        pin_memory=pin_memory,
+        prefetch_factor=prefetch,
+        worker_init_fn=_worker_init,
+        persistent_workers=False,
+        multiprocessing_context=multiprocessing.get_context("fork"),
+    )
     it = iter(loader)
     try:
         yield from it

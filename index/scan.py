@@ -5,23 +5,24 @@ Rules: recursive; hidden files and folders (name starting with '.') skipped; ``-
 followed once (a loop is reported, not followed forever); broken symlinks, unreadable folders and
 non-UTF-8 names are reported as errors with a reason.
 """
+
 from __future__ import annotations
 
 import fnmatch
 import os
 import stat
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
-from .decode import IMAGE_EXTENSIONS
-from .errors import NoImagesError
+from pixseek.decode import IMAGE_EXTENSIONS
+from pixseek.errors import NoImagesError
 
 
 @dataclass(frozen=True)
 class FileEntry:
-    path: str          # absolute, not symlink-resolved (what the user sees)
-    root: str          # the root it was found under
+    path: str  # absolute, not symlink-resolved (what the user sees)
+    root: str  # the root it was found under
     size: int
     mtime_ns: int
 
@@ -69,8 +70,9 @@ def normalize_roots(paths: Iterable[str | os.PathLike]) -> list[str]:
     return roots
 
 
-def scan(roots: Iterable[str], exclude: Iterable[str] = (), include_hidden: bool = False
-         ) -> Iterator[FileEntry | ScanError]:
+def scan(
+    roots: Iterable[str], exclude: Iterable[str] = (), include_hidden: bool = False
+) -> Iterator[FileEntry | ScanError]:
     excluded = Excluder(exclude)
     for root in roots:
         if os.path.isfile(root):

@@ -1,4 +1,5 @@
 """The ``pixseek`` command. Library errors become one-line messages here, and nowhere below."""
+
 from __future__ import annotations
 
 import json
@@ -9,18 +10,21 @@ import time
 
 import click
 
-from index.errors import PixseekError
+from .errors import PixseekError
 
 EXIT_INTERRUPTED = 130
+
+
+class _Handler(logging.StreamHandler):
+    """pixseek's notices on stderr (installed once per process)."""
 
 
 def _setup_logging(verbose: bool) -> None:
     logging.getLogger().addHandler(logging.NullHandler())  # keep libraries' root logs quiet
     log = logging.getLogger("pixseek")
-    if not any(getattr(h, "_pixseek", False) for h in log.handlers):
-        h = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _Handler) for h in log.handlers):
+        h = _Handler(sys.stderr)
         h.setFormatter(logging.Formatter("pixseek: %(message)s"))
-        h._pixseek = True
         log.addHandler(h)
     log.setLevel(logging.INFO if verbose else logging.WARNING)
     log.propagate = False
@@ -39,13 +43,16 @@ class PixseekGroup(click.Group):
             click.echo(msg, err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
-            click.echo("Interrupted: work committed so far is kept; run the same command again to resume.",
-                       err=True)
+            click.echo("Interrupted: work committed so far is kept; run the same command again to resume.", err=True)
             ctx.exit(EXIT_INTERRUPTED)
 
 
-db_option = click.option("--db", "db", envvar="PIXSEEK_DB", type=click.Path(file_okay=True),
-                         help="Data dir holding the index (default $PIXSEEK_DB or ~/.local/share/pixseek).")
+db_option = click.option(
+    "--db",
+    "db",
+    type=click.Path(file_okay=True),
+    help="Data dir holding the index (default $PIXSEEK_DB or ~/.local/share/pixseek).",
+)
 
 
 @click.group(cls=PixseekGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,45 +66,89 @@ def cli(verbose: bool) -> None:
 @cli.command("index")
 @click.argument("paths", nargs=-1, type=click.Path())
 @db_option
-@click.option("--model", "-m", default=None,
-              help="Model spec: registry name, ARCH:TAG, ARCH:/path/ckpt or a checkpoint (default: the index's "
-                   "model, else the registry default).")
+@click.option(
+    "--model",
+    "-m",
+    default=None,
+    help="Model spec: registry name, ARCH:TAG, ARCH:/path/ckpt or a checkpoint (default: the index's "
+    "model, else the registry default).",
+)
 @click.option("--exclude", "-x", multiple=True, metavar="GLOB", help="Skip files/folders matching GLOB (repeatable).")
 @click.option("--include-hidden", is_flag=True, help="Also index hidden files and folders.")
-@click.option("--batch-size", "-b", default=None, type=click.IntRange(1, 4096),
-              help="Images per model batch (default: 256 on a GPU, 64 on CPU).")
-@click.option("--workers", "-j", default=None, type=click.IntRange(0, 256),
-              help="Decode processes (default: cores + 1, at most 16; 0 = in-process).")
+@click.option(
+    "--batch-size",
+    "-b",
+    default=None,
+    type=click.IntRange(1, 4096),
+    help="Images per model batch (default: 256 on a GPU, 64 on CPU).",
+)
+@click.option(
+    "--workers",
+    "-j",
+    default=None,
+    type=click.IntRange(0, 256),
+    help="Decode processes (default: cores + 1, at most 16; 0 = in-process).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
-@click.option("--runtime", type=click.Choice(["auto", "torch"]), default=None,
-              help="auto (default; PIXSEEK_RUNTIME overrides): on a CPU, embed with the model's ONNX export once "
-                   "a run has made it (faster start and forward pass); torch: always the torch model.")
-@click.option("--index-type", default=None, metavar="TYPE",
-              help="auto (by size and memory), or a FAISS factory string: Flat, HNSW32, IVF4096,Flat, "
-                   "IVF4096,SQ8, IVF4096,PQ32. Remembered by the index.")
+@click.option(
+    "--runtime",
+    type=click.Choice(["auto", "torch"]),
+    default=None,
+    help="auto (default; PIXSEEK_RUNTIME overrides): on a CPU, embed with the model's ONNX export once "
+    "a run has made it (faster start and forward pass); torch: always the torch model.",
+)
+@click.option(
+    "--index-type",
+    default=None,
+    metavar="TYPE",
+    help="auto (by size and memory), or a FAISS factory string: Flat, HNSW32, IVF4096,Flat, "
+    "IVF4096,SQ8, IVF4096,PQ32. Remembered by the index.",
+)
 @click.option("--max-pixels", default=None, type=click.IntRange(1), help="Pixel cap per image (default 150M).")
 @click.option("--rebuild-vectors", is_flag=True, help="Rebuild the FAISS index from SQLite (alone or with PATHs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def index_cmd(paths, db, model, exclude, include_hidden, batch_size, workers, device, runtime, index_type,
-              max_pixels, rebuild_vectors, as_json):
+def index_cmd(
+    paths,
+    db,
+    model,
+    exclude,
+    include_hidden,
+    batch_size,
+    workers,
+    device,
+    runtime,
+    index_type,
+    max_pixels,
+    rebuild_vectors,
+    as_json,
+):
     """Index the images under PATHS (incremental: only new and changed files are embedded)."""
-    from index.decode import DEFAULT_MAX_PIXELS
-    from index.errors import NoImagesError
-    from index.indexer import Indexer
+    from .decode import DEFAULT_MAX_PIXELS
+    from .errors import NoImagesError
+    from .index.indexer import Indexer
 
     if not paths and not rebuild_vectors:
-        raise NoImagesError("nothing to index: give one or more folders or images",
-                            hint="pixseek index ~/Pictures")
-    ix = Indexer(db, model=model, device=device, batch_size=batch_size, workers=workers, exclude=exclude,
-                 include_hidden=include_hidden, max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
-                 progress=sys.stderr.isatty() and not as_json, index_type=index_type,
-                 runtime=runtime)
+        raise NoImagesError("nothing to index: give one or more folders or images", hint="pixseek index ~/Pictures")
+    ix = Indexer(
+        db,
+        model=model,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
+        exclude=exclude,
+        include_hidden=include_hidden,
+        max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
+        progress=sys.stderr.isatty() and not as_json,
+        index_type=index_type,
+        runtime=runtime,
+    )
     if rebuild_vectors and not paths:
         t0 = time.perf_counter()
         vi = ix.rebuild_vectors()
         out = {"rebuilt": vi.ntotal, "seconds": round(time.perf_counter() - t0, 3)}
-        click.echo(json.dumps(out) if as_json else f"rebuilt vector index: {vi.ntotal} vectors "
-                                                    f"in {out['seconds']:.2f} s")
+        click.echo(
+            json.dumps(out) if as_json else f"rebuilt vector index: {vi.ntotal} vectors in {out['seconds']:.2f} s"
+        )
         return
     if rebuild_vectors:
         ix.rebuild_vectors()
@@ -105,9 +156,11 @@ def index_cmd(paths, db, model, exclude, include_hidden, batch_size, workers, de
     if as_json:
         click.echo(json.dumps(s.to_dict()))
         return
-    line = (f"added {s.added}, updated {s.updated}, moved {s.moved}, removed {s.removed}, "
-            f"unchanged {s.unchanged}, failed {s.failed} in {s.seconds:.1f} s "
-            f"({s.images_per_s:.1f} images/s); {s.total} images in the index")
+    line = (
+        f"added {s.added}, updated {s.updated}, moved {s.moved}, removed {s.removed}, "
+        f"unchanged {s.unchanged}, failed {s.failed} in {s.seconds:.1f} s "
+        f"({s.images_per_s:.1f} images/s); {s.total} images in the index"
+    )
     click.echo(line)
     if s.failed or s.known_failures:
         n = s.failed + s.known_failures
@@ -127,24 +180,48 @@ def index_cmd(paths, db, model, exclude, include_hidden, batch_size, workers, de
 @click.option("--device", default="auto", show_default=True)
 @click.option("--in", "folder", default=None, metavar="FOLDER", help="Only images in FOLDER or below it.")
 @click.option("--type", "formats", multiple=True, metavar="FORMAT", help="Only this file type, e.g. JPEG (repeatable).")
-@click.option("--since", default=None, metavar="YYYY-MM-DD", help="Only images dated on or after (EXIF date, else file time).")
+@click.option(
+    "--since", default=None, metavar="YYYY-MM-DD", help="Only images dated on or after (EXIF date, else file time)."
+)
 @click.option("--until", default=None, metavar="YYYY-MM-DD", help="Only images dated on or before.")
-@click.option("--min-side", default=0, type=click.IntRange(0), help="Only images whose shorter side has this many pixels.")
+@click.option(
+    "--min-side", default=0, type=click.IntRange(0), help="Only images whose shorter side has this many pixels."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-def search_cmd(query, db, images, texts, negatives, similar, k, min_score, model, device, folder, formats,
-               since, until, min_side, as_json):
+def search_cmd(
+    query,
+    db,
+    images,
+    texts,
+    negatives,
+    similar,
+    k,
+    min_score,
+    model,
+    device,
+    folder,
+    formats,
+    since,
+    until,
+    min_side,
+    as_json,
+):
     """Search by text (QUERY), by example image (--image), or both; weights as TEXT::0.5."""
-    from index.errors import QueryError
-    from search import Engine
-    from search.filters import Filter, parse_date
+    from .errors import QueryError
+    from .search import Engine, Filter
+    from .store.filters import parse_date
 
     text = " ".join(query).strip()
     all_texts = ([text] if text else []) + list(texts)
     if similar is None and not all_texts and not images:
-        raise QueryError("empty query: give a text, --image PATH, or both",
-                         hint='pixseek search "a red car at night"')
-    filt = Filter(folder=os.path.abspath(folder) if folder else None, formats=tuple(formats),
-                  date_from=parse_date(since), date_to=parse_date(until), min_side=min_side).validate()
+        raise QueryError("empty query: give a text, --image PATH, or both", hint='pixseek search "a red car at night"')
+    filt = Filter(
+        folder=os.path.abspath(folder) if folder else None,
+        formats=tuple(formats),
+        date_from=parse_date(since),
+        date_to=parse_date(until),
+        min_side=min_side,
+    ).validate()
     with Engine.open(db, model=model, device=device) as eng:
         if similar is not None:
             results = eng.similar(similar, k, min_score=min_score, filter=filt)
@@ -165,7 +242,7 @@ def search_cmd(query, db, images, texts, negatives, similar, k, min_score, model
 @click.option("--json", "as_json", is_flag=True)
 def stats_cmd(db, as_json):
     """Counts, model, index type, sizes and errors of an index."""
-    from search.stats import collect
+    from .search.stats import collect
 
     st = collect(db)
     if as_json:
@@ -183,13 +260,10 @@ def stats_cmd(db, as_json):
 @click.option("--json", "as_json", is_flag=True)
 def errors_cmd(db, limit, as_json):
     """Files that could not be indexed, with the stage and the reason."""
-    from index.store import Store
+    from .store import Store
 
-    store = Store.open(db)
-    try:
+    with Store.open(db) as store:
         rows = store.errors(limit)
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps(rows))
         return
@@ -204,7 +278,7 @@ def errors_cmd(db, limit, as_json):
 @click.option("--json", "as_json", is_flag=True)
 def models_cmd(as_json):
     """Model names in the registry (any open_clip ARCH:TAG or local checkpoint works too)."""
-    from index.models import default_model_spec, load_registry
+    from .models import default_model_spec, load_registry
 
     reg = load_registry().get("models", {})
     default = default_model_spec()
@@ -223,34 +297,50 @@ def datasets_grp():
 
 @datasets_grp.command("fetch")
 @click.argument("name", type=click.Choice(["emoji"]))
-@click.option("--dest", type=click.Path(file_okay=False), default=None,
-              help="Where to put it (default: DATA_DIR/datasets/NAME).")
+@click.option(
+    "--dest", type=click.Path(file_okay=False), default=None, help="Where to put it (default: DATA_DIR/datasets/NAME)."
+)
 @db_option
-@click.option("--tarballs", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Use already packed .tgz files from this folder instead of running npm pack.")
+@click.option(
+    "--tarballs",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Use already packed .tgz files from this folder instead of running npm pack.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def datasets_fetch_cmd(name, dest, db, tarballs, as_json):
     """Fetch a dataset (emoji: Twemoji + Noto art with names, via npm) and write its manifest."""
     from pathlib import Path
 
-    from index.paths import DataDir
-    from train.datasets import fetch_emoji, read_manifest
+    from .store import DataDir
+    from .train.datasets import fetch_emoji, read_manifest
 
     target = Path(dest) if dest else DataDir.resolve(db).root / "datasets" / name
     manifest = fetch_emoji(target, Path(tarballs) if tarballs else None)
     rows = read_manifest(manifest)
     held = sum(1 for r in rows if r.split == "heldout")
-    out = {"manifest": str(manifest), "images": len(rows), "heldout_images": held,
-           "concepts": len({r.concept for r in rows}),
-           "heldout_concepts": len({r.concept for r in rows if r.split == "heldout"})}
-    click.echo(json.dumps(out) if as_json else
-               f"{out['images']} images of {out['concepts']} concepts; held out: {out['heldout_concepts']} "
-               f"concepts ({held} images) -> {manifest}")
+    out = {
+        "manifest": str(manifest),
+        "images": len(rows),
+        "heldout_images": held,
+        "concepts": len({r.concept for r in rows}),
+        "heldout_concepts": len({r.concept for r in rows if r.split == "heldout"}),
+    }
+    click.echo(
+        json.dumps(out)
+        if as_json
+        else f"{out['images']} images of {out['concepts']} concepts; held out: {out['heldout_concepts']} "
+        f"concepts ({held} images) -> {manifest}"
+    )
 
 
 @cli.command("train")
-@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Caption manifest (JSONL: image + caption/captions per line).")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Caption manifest (JSONL: image + caption/captions per line).",
+)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--arch", default="pixseek-minilm-vit", show_default=True, help="Config in models/configs.")
 @click.option("--name", default="model", show_default=True, help="Exported weights: OUT/NAME.safetensors.")
@@ -260,37 +350,78 @@ def datasets_fetch_cmd(name, dest, db, tarballs, as_json):
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(2))
 @click.option("--lr", default=2e-3, show_default=True, type=float)
 @click.option("--warmup", default=100, show_default=True, type=click.IntRange(0))
-@click.option("--image-loss", default=1.0, show_default=True, type=float,
-              help="Weight of the view-to-view (cross-style) contrastive term.")
+@click.option(
+    "--image-loss",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Weight of the view-to-view (cross-style) contrastive term.",
+)
 @click.option("--unlock-text", is_flag=True, help="Also train a pretrained text tower.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--include-heldout", is_flag=True, help="Train on held-out concepts too.")
 @click.option("--no-resume", is_flag=True, help="Start over even if OUT has a checkpoint.")
 @click.option("--device", default=None)
 @click.option("--json", "as_json", is_flag=True)
-def train_cmd(data, out, arch, name, init, epochs, minutes, batch_size, lr, warmup, image_loss, unlock_text,
-              seed, include_heldout, no_resume, device, as_json):
+def train_cmd(
+    data,
+    out,
+    arch,
+    name,
+    init,
+    epochs,
+    minutes,
+    batch_size,
+    lr,
+    warmup,
+    image_loss,
+    unlock_text,
+    seed,
+    include_heldout,
+    no_resume,
+    device,
+    as_json,
+):
     """Train (or fine-tune) a CLIP-style model contrastively on captioned images."""
-    from train.trainer import TrainConfig, Trainer
+    from .train.trainer import TrainConfig, Trainer
 
-    cfg = TrainConfig(data=data, out=out, arch=arch, name=name, init=init,
-                      epochs=None if minutes and epochs is None else (epochs or 30.0), minutes=minutes,
-                      batch_size=batch_size, lr=lr, warmup=warmup, image_loss=image_loss,
-                      lock_text=not unlock_text, seed=seed, device=device, resume=not no_resume,
-                      splits=("train", "heldout") if include_heldout else ("train",),
-                      progress=sys.stderr.isatty() and not as_json)
+    cfg = TrainConfig(
+        data=data,
+        out=out,
+        arch=arch,
+        name=name,
+        init=init,
+        epochs=None if minutes and epochs is None else (epochs or 30.0),
+        minutes=minutes,
+        batch_size=batch_size,
+        lr=lr,
+        warmup=warmup,
+        image_loss=image_loss,
+        lock_text=not unlock_text,
+        seed=seed,
+        device=device,
+        resume=not no_resume,
+        splits=("train", "heldout") if include_heldout else ("train",),
+        progress=sys.stderr.isatty() and not as_json,
+    )
     r = Trainer(cfg).run()
     if as_json:
         click.echo(json.dumps(r))
         return
-    click.echo(f"trained {r['steps']} steps in {r['seconds']:.0f} s: loss {r['first_loss']:.3f} -> "
-               f"{r['ema_loss']:.3f} (smoothed); weights: {r['weights']}")
+    click.echo(
+        f"trained {r['steps']} steps in {r['seconds']:.0f} s: loss {r['first_loss']:.3f} -> "
+        f"{r['ema_loss']:.3f} (smoothed); weights: {r['weights']}"
+    )
 
 
 @cli.command("eval")
 @click.option("--model", "-m", default=None, help="Model spec (default: the registry default).")
-@click.option("--data", default=None, type=click.Path(dir_okay=False),
-              help="Manifest (default: the fetched emoji dataset in the data dir).")
+@click.option(
+    "--data",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Manifest (default: the fetched emoji dataset in the data dir).",
+)
 @db_option
 @click.option("--device", default=None)
 @click.option("--json", "as_json", is_flag=True)
@@ -298,8 +429,8 @@ def eval_cmd(model, data, db, device, as_json):
     """Text->image and cross-style image->image recall, zero-shot accuracy, baselines and chance."""
     from pathlib import Path
 
-    from index.paths import DataDir
-    from train.evaluate import evaluate, format_table
+    from .store import DataDir
+    from .train.evaluate import evaluate, format_table
 
     manifest = Path(data) if data else DataDir.resolve(db).root / "datasets" / "emoji" / "manifest.jsonl"
     r = evaluate(model, manifest, device=device)
@@ -314,7 +445,7 @@ def doctor_cmd(db, check_only, as_json):
     """Check the index (database, vectors, FAISS cache, thumbnails, files) and repair what can be rebuilt.
 
     Exits 1 when something is wrong that it could not (or, with --check-only, did not) repair."""
-    from index.doctor import run
+    from .index.doctor import run
 
     report = run(db, repair=not check_only)
     if as_json:
@@ -327,14 +458,20 @@ def doctor_cmd(db, check_only, as_json):
 
 @cli.command("ui")
 @db_option
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to serve on; the default serves this machine only.")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to serve on; the default serves this machine only."
+)
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--max-upload-mb", default=20, show_default=True, type=click.IntRange(1, 1024),
-              help="Largest query picture accepted.")
+@click.option(
+    "--max-upload-mb",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 1024),
+    help="Largest query picture accepted.",
+)
 def ui_cmd(db, host, port, max_upload_mb):
     """Open the search page in the browser (Streamlit)."""
-    from ui.launch import launch
+    from .ui.launch import launch
 
     launch(db, host=host, port=port, max_upload_mb=max_upload_mb)
 

@@ -2,6 +2,7 @@
 
 Usage: python scripts/make_samples.py OUT_DIR [N]
 """
+
 from __future__ import annotations
 
 import random
@@ -10,8 +11,16 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-COLOURS = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (30, 70, 220), "yellow": (240, 210, 30),
-           "purple": (140, 40, 170), "orange": (245, 140, 20), "black": (20, 20, 20), "white": (250, 250, 250)}
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 170, 60),
+    "blue": (30, 70, 220),
+    "yellow": (240, 210, 30),
+    "purple": (140, 40, 170),
+    "orange": (245, 140, 20),
+    "black": (20, 20, 20),
+    "white": (250, 250, 250),
+}
 SHAPES = ["circle", "square", "triangle", "star", "stripes"]
 
 
@@ -28,8 +37,14 @@ def draw(shape: str, colour, bg, rng: random.Random, size=(256, 192)) -> Image.I
         d.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
     elif shape == "star":
         import math
-        pts = [(cx + (r if i % 2 == 0 else r // 2.5) * math.cos(math.pi * i / 5 - math.pi / 2),
-                cy + (r if i % 2 == 0 else r // 2.5) * math.sin(math.pi * i / 5 - math.pi / 2)) for i in range(10)]
+
+        pts = [
+            (
+                cx + (r if i % 2 == 0 else r // 2.5) * math.cos(math.pi * i / 5 - math.pi / 2),
+                cy + (r if i % 2 == 0 else r // 2.5) * math.sin(math.pi * i / 5 - math.pi / 2),
+            )
+            for i in range(10)
+        ]
         d.polygon(pts, fill=colour)
     else:
         for x in range(0, w, 24):

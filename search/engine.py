@@ -1,25 +1,26 @@
 """The search API: ``Engine.open(db_dir)`` then ``.text()``, ``.image()``, ``.similar()``, ``.query()``.
 
-The model is loaded lazily (``similar`` needs none) and must be the one the index was built with.
-Results are typed :class:`Result` objects ranked by cosine similarity.
+The one query path of the CLI, the page and the Python API: terms (texts, pictures, stored vectors,
+with weights) -> one query vector (:mod:`pixseek.search.query`) -> ranked ids (FAISS, or exact
+scoring of a filtered selection) -> :class:`Result` rows looked up in SQLite. The encoder loads
+lazily (``similar`` needs none) and must be the model the index was built with.
 """
+
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
-from index.decode import DEFAULT_MAX_PIXELS, open_image
-from index.errors import (ImageError, ModelMismatchError, NotFoundError, QueryError, QueryImageError,
-                          VectorIndexError)
-from index.paths import DataDir
-from index.store import Store
-from index.vectors import VectorIndex
+from pixseek.decode import DEFAULT_MAX_PIXELS, open_image
+from pixseek.errors import ImageError, ModelMismatchError, NotFoundError, QueryError, QueryImageError, VectorIndexError
+from pixseek.models import Encoder, for_queries, load_torch
+from pixseek.store import DataDir, Filter, ImageRow, Store, VectorIndex
 
-from .filters import Filter
 from .query import Term, build_terms, check_terms, combine
 
 # A filtered selection up to this size is scored exactly from the vectors in SQLite; a larger one is
@@ -40,7 +41,7 @@ class Result:
     format: str | None
     size: int
     mtime: float
-    taken_at: float | None = None   # EXIF capture time, when the file had one
+    taken_at: float | None = None  # EXIF capture time, when the file had one
 
     @property
     def name(self) -> str:
@@ -57,22 +58,38 @@ class Result:
 
 
 class Engine:
-    def __init__(self, store: Store, vectors: VectorIndex, *, model: str | None = None,
-                 device: str | None = None, embedder=None, max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(
+        self,
+        store: Store,
+        vectors: VectorIndex,
+        *,
+        model: str | None = None,
+        device: str | None = None,
+        encoder: Encoder | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ):
         self.store = store
         self.vectors = vectors
         self._model_spec = model
         self._device = device
-        self._embedder = embedder
-        self._fast = None if embedder is None and model is None else False
+        self._encoder = encoder
         self.max_pixels = max_pixels
         self._rebuilt_at = time.monotonic()
 
     @classmethod
-    def open(cls, db_dir=None, *, model: str | None = None, device: str | None = None, embedder=None,
-             max_pixels: int = DEFAULT_MAX_PIXELS, shared: bool = False) -> "Engine":
+    def open(
+        cls,
+        db_dir: str | os.PathLike | DataDir | None = None,
+        *,
+        model: str | None = None,
+        device: str | None = None,
+        encoder: Encoder | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        shared: bool = False,
+    ) -> Engine:
         """Open the index in ``db_dir``. Raises IndexNotFoundError / EmptyIndexError / StoreError.
 
+        ``model``: encode queries with this model spec's torch model (it must be the index's model).
         ``shared``: the engine will be used from several threads, one call at a time (the web UI).
         """
         dd = db_dir if isinstance(db_dir, DataDir) else DataDir.resolve(db_dir)
@@ -80,21 +97,21 @@ class Engine:
         try:
             store.require_images()
             vectors = VectorIndex.open(store)
+            engine = cls(store, vectors, model=model, device=device, encoder=encoder, max_pixels=max_pixels)
+            if encoder is not None:
+                engine._check_model(encoder)
         except BaseException:
             store.close()
             raise
-        engine = cls(store, vectors, model=model, device=device, embedder=embedder, max_pixels=max_pixels)
-        if embedder is not None:
-            engine._check_model(embedder)
         return engine
 
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # --- model ------------------------------------------------------------------------------------
@@ -103,36 +120,24 @@ class Engine:
         return self.store.model_id
 
     @property
-    def embedder(self):
-        if self._embedder is None:
-            from index.embed import Embedder
+    def encoder(self) -> Encoder:
+        """The query encoder: the one given, else the index model's ONNX export when there is one (no
+        torch start-up), else its torch model (see :func:`pixseek.models.for_queries`)."""
+        if self._encoder is None:
+            if self._model_spec is not None:
+                enc = load_torch(self._model_spec, self._device)
+            else:
+                enc = for_queries(self.store.model_id or "", self.store.model_spec, self._device)
+            self._check_model(enc)
+            self._encoder = enc
+        return self._encoder
 
-            emb = Embedder.from_spec(self._model_spec or self.store.model_spec, self._device)
-            self._check_model(emb)
-            self._embedder = emb
-        return self._embedder
-
-    def _check_model(self, emb) -> None:
-        if emb.model_id != self.store.model_id:
+    def _check_model(self, enc: Encoder) -> None:
+        if enc.model_id != self.store.model_id:
             raise ModelMismatchError(
                 f"index in {self.store.data_dir.root} was built with model {self.store.model_id}, "
-                f"not {emb.model_id}; search it with --model {self.store.model_spec}")
-
-    @property
-    def fast(self):
-        """ONNX query encoders exported for this index's model (no torch start-up), or None."""
-        if self._fast is None:
-            from .fast_encoder import FastEncoder
-
-            self._fast = FastEncoder.load(self.store.model_id) or False
-        return self._fast or None
-
-    def _text_encoder(self):
-        fast = self.fast
-        return fast if fast is not None and fast.has_text else self.embedder
-
-    def _image_encoder(self):
-        return self.fast or self.embedder
+                f"not {enc.model_id}; search it with --model {self.store.model_spec}"
+            )
 
     # --- freshness --------------------------------------------------------------------------------
     def refresh(self) -> bool:
@@ -163,11 +168,12 @@ class Engine:
     def encode_text(self, text: str) -> np.ndarray:
         if not text or not text.strip():
             raise QueryError("empty query text")
-        return self._text_encoder().encode_texts([text.strip()])[0]
+        return self.encoder.encode_texts([text.strip()])[0]
 
-    def encode_image(self, source) -> np.ndarray:
+    def encode_image(self, source: Any) -> np.ndarray:
+        """``source``: a path, bytes, a file object or a PIL image."""
         label = source if isinstance(source, (str, os.PathLike)) else "upload"
-        enc = self._image_encoder()
+        enc = self.encoder
         try:
             d = open_image(source, max_pixels=self.max_pixels, min_side=enc.image_size)
         except ImageError as e:
@@ -175,11 +181,13 @@ class Engine:
         return enc.encode_images([d.image])[0]
 
     def encode_terms(self, terms: Sequence[Term]) -> np.ndarray:
+        """One unit query vector for weighted terms (texts, pictures, stored vectors)."""
         check_terms(list(terms))
-        vecs, weights = [], []
+        vecs: list[np.ndarray] = []
+        weights: list[float] = []
         texts = [t for t in terms if t.kind == "text"]
         if texts:
-            tv = self._text_encoder().encode_texts([t.value for t in texts])
+            tv = self.encoder.encode_texts([t.value for t in texts])
             vecs += list(tv)
             weights += [t.weight for t in texts]
         for t in terms:
@@ -192,13 +200,19 @@ class Engine:
         return combine(vecs, weights)
 
     # --- searching --------------------------------------------------------------------------------
-    def _exact(self, q: np.ndarray, ids: np.ndarray, want: int) -> list[tuple[int, float]]:
+    def _exact(self, q: np.ndarray, ids: Iterable[int], want: int) -> list[tuple[int, float]]:
         got, vecs = self.store.vectors_for(ids)
         if not len(got):
             return []
         scores = vecs @ np.asarray(q, dtype=np.float32).reshape(-1)
         top = np.argsort(-scores, kind="stable")[:want]
         return [(int(got[i]), float(scores[i])) for i in top]
+
+    def count(self, filter: Filter | None = None) -> int:
+        """Images in the index, or among those ``filter`` selects."""
+        if filter is None or not filter.active:
+            return self.store.count()
+        return len(self.store.select_ids(filter))
 
     def rank(self, q: np.ndarray, want: int, filter: Filter | None = None) -> list[tuple[int, float]]:
         """The ``want`` best (id, score) pairs, among the images ``filter`` selects (all if None)."""
@@ -207,8 +221,7 @@ class Engine:
             scores, ids = self.vectors.search(q, want * rerank)
             pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
             return self._exact(q, [i for i, _ in pairs], want) if rerank > 1 else pairs
-        where, params = filter.sql()
-        selected = self.store.select_ids(where, params)
+        selected = self.store.select_ids(filter)
         if len(selected) <= EXACT_SELECTION:
             return self._exact(q, selected, want)
         scores, ids = self.vectors.search(q, want * rerank, ids=selected)
@@ -217,9 +230,16 @@ class Engine:
             return self._exact(q, selected, want)
         return self._exact(q, [i for i, _ in pairs], want) if rerank > 1 else pairs
 
-    def search_vector(self, q: np.ndarray, k: int = 20, *, exclude: Iterable[int] = (),
-                      min_score: float | None = None, offset: int = 0,
-                      filter: Filter | None = None) -> list[Result]:
+    def search_vector(
+        self,
+        q: np.ndarray,
+        k: int = 20,
+        *,
+        exclude: Iterable[int] = (),
+        min_score: float | None = None,
+        offset: int = 0,
+        filter: Filter | None = None,
+    ) -> list[Result]:
         if k < 1:
             raise QueryError("k must be at least 1")
         if offset < 0:
@@ -229,41 +249,60 @@ class Engine:
         pairs = [(i, s) for i, s in self.rank(q, want, filter) if i not in exclude]
         if min_score is not None:
             pairs = [(i, s) for i, s in pairs if s >= min_score]
-        return self.results(pairs[offset:offset + k], offset + 1)
+        return self.results(pairs[offset : offset + k], offset + 1)
 
-    def query(self, terms: Sequence[Term], k: int = 20, **kw) -> list[Result]:
+    def query(self, terms: Sequence[Term], k: int = 20, **kw: Any) -> list[Result]:
         return self.search_vector(self.encode_terms(terms), k, **kw)
 
-    def text(self, query: str, k: int = 20, **kw) -> list[Result]:
+    def text(self, query: str, k: int = 20, **kw: Any) -> list[Result]:
         return self.search_vector(self.encode_text(query), k, **kw)
 
-    def image(self, source, k: int = 20, **kw) -> list[Result]:
+    def image(self, source: Any, k: int = 20, **kw: Any) -> list[Result]:
         """``source``: a path, bytes, a file object or a PIL image."""
         return self.search_vector(self.encode_image(source), k, **kw)
 
-    def similar(self, image_id: int, k: int = 20, **kw) -> list[Result]:
+    def similar(self, image_id: int, k: int = 20, **kw: Any) -> list[Result]:
         """Images like indexed image ``image_id`` (itself excluded). Needs no model."""
         v = self.store.vector(int(image_id))
         if v is None:
             raise NotFoundError(f"no image with id {image_id} in the index")
         return self.search_vector(v, k, exclude=[int(image_id)], **kw)
 
-    def search(self, texts=(), images=(), negatives=(), k: int = 20, **kw) -> list[Result]:
+    def search(
+        self,
+        texts: Iterable[str] = (),
+        images: Iterable[Any] = (),
+        negatives: Iterable[str] = (),
+        k: int = 20,
+        **kw: Any,
+    ) -> list[Result]:
         """CLI-style entry: strings with optional ``::W`` weights."""
         return self.query(build_terms(texts, images, negatives), k, **kw)
 
     def results(self, pairs: Sequence[tuple[int, float]], start_rank: int = 1) -> list[Result]:
         """Results for ranked (id, score) pairs, skipping rows deleted since they were ranked."""
         rows = self.store.get(i for i, _ in pairs)
-        out = []
+        out: list[Result] = []
         for i, s in pairs:
             r = rows.get(i)
             if r is not None:
-                out.append(Result(start_rank + len(out), i, r.path, s, r.width, r.height, r.format, r.size,
-                                  r.mtime_ns / 1e9, r.taken_at))
+                out.append(
+                    Result(
+                        start_rank + len(out),
+                        i,
+                        r.path,
+                        s,
+                        r.width,
+                        r.height,
+                        r.format,
+                        r.size,
+                        r.mtime_ns / 1e9,
+                        r.taken_at,
+                    )
+                )
         return out
 
-    def get(self, image_id: int):
+    def get(self, image_id: int) -> ImageRow:
         row = self.store.get([int(image_id)]).get(int(image_id))
         if row is None:
             raise NotFoundError(f"no image with id {image_id} in the index")

@@ -4,6 +4,7 @@ A term's weight may be written as a ``::W`` suffix (``"at night::0.5"``, the con
 weighting): positive terms pull, ``--not`` terms push away. The combined vector is the weighted sum
 of the L2-normalised term embeddings, normalised again, so a score stays a cosine similarity.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,15 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from index.errors import QueryError
+from pixseek.errors import QueryError
 
 _WEIGHT = re.compile(r"^(?P<value>.*?)::(?P<weight>[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)$", re.S)
 
 
 @dataclass(frozen=True)
 class Term:
-    kind: str          # 'text' | 'image' | 'vector'
-    value: Any         # str for text; path / bytes / PIL image for image; np.ndarray for vector
+    kind: str  # 'text' | 'image' | 'vector'
+    value: Any  # str for text; path / bytes / PIL image for image; np.ndarray for vector
     weight: float = 1.0
 
 

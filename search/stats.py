@@ -1,28 +1,25 @@
 """Facts about an index for ``pixseek stats`` and the UI sidebar (no model load needed)."""
+
 from __future__ import annotations
 
-import json
+import os
 import time
+from pathlib import Path
 
-from index.paths import DataDir
-from index.store import Store
+from pixseek.store import DataDir, Store, VectorIndex
 
 
-def _size(path) -> int:
+def _size(path: Path) -> int:
     try:
         return path.stat().st_size
     except OSError:
         return 0
 
 
-def collect(db_dir=None) -> dict:
+def collect(db_dir: str | os.PathLike | DataDir | None = None) -> dict:
     dd = db_dir if isinstance(db_dir, DataDir) else DataDir.resolve(db_dir)
-    store = Store.open(dd)
-    try:
-        try:
-            faiss_meta = json.loads(dd.faiss_meta.read_text())
-        except (OSError, ValueError):
-            faiss_meta = {}
+    with Store.open(dd) as store:
+        faiss_meta = VectorIndex.sidecar(dd)
         in_sync = faiss_meta.get("generation") == store.generation and faiss_meta.get("count") == store.count()
         last = store.meta("last_indexed_at")
         db_bytes = sum(_size(p) for p in (dd.db, dd.db.with_name(dd.db.name + "-wal")))
@@ -40,9 +37,7 @@ def collect(db_dir=None) -> dict:
             "vectors_in_sync": in_sync,
             "db_bytes": db_bytes,
             "faiss_bytes": _size(dd.faiss),
-            "schema_version": int(store.meta("schema_version", "0")),
+            "schema_version": int(store.meta("schema_version") or 0),
             "last_indexed": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(last))) if last else None,
             "roots": store.roots(),
         }
-    finally:
-        store.close()

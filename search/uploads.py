@@ -3,24 +3,27 @@
 An upload is decoded in memory and only ever used as a query: it is never written to disk and never
 added to the index.
 """
+
 from __future__ import annotations
 
-from index.decode import DEFAULT_MAX_PIXELS, Decoded, decode_bytes
-from index.errors import ImageError, QueryImageError
+from pixseek.decode import DEFAULT_MAX_PIXELS, Decoded, decode_bytes
+from pixseek.errors import ImageError, QueryImageError
 
 # What a query picture may be, as Pillow names the format it finds in the bytes.
 UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "AVIF")  # JPEG covers MPO
-# The extensions offered by the file picker (a first filter only: the content decides).
-UPLOAD_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "avif")
 DEFAULT_MAX_UPLOAD_BYTES = 20 << 20
 
 
-def read_upload(data: bytes, name: str = "upload", *, max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-                max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
+def read_upload(
+    data: bytes,
+    name: str = "upload",
+    *,
+    max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Decoded:
     """Decode an uploaded query picture or raise QueryImageError with a one-line reason."""
     if len(data) > max_bytes:
-        raise QueryImageError(f"{name} is {len(data) / 2**20:.1f} MiB; the limit is "
-                              f"{max_bytes / 2**20:.0f} MiB")
+        raise QueryImageError(f"{name} is {len(data) / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
     try:
         return decode_bytes(data, max_pixels=max_pixels, formats=UPLOAD_FORMATS)
     except ImageError as e:

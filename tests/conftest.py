@@ -1,14 +1,9 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -31,9 +26,9 @@ def _isolated_env(tmp_path, monkeypatch, session_cache):
 @pytest.fixture(scope="session")
 def tiny():
     """The tiny random-init model (loaded once per session)."""
-    from index.embed import Embedder
+    from pixseek.models import load_torch
 
-    return Embedder.from_spec("tiny-random", "cpu")
+    return load_torch("tiny-random", "cpu")
 
 
 @pytest.fixture
@@ -53,8 +48,30 @@ def corpus(tmp_path) -> Path:
 @pytest.fixture
 def index_dir(tiny, db, corpus):
     """(db dir, corpus root) with the corpus indexed by the tiny model."""
-    from index.indexer import Indexer
+    from pixseek.index.indexer import Indexer
 
-    s = Indexer(db, embedder=tiny, batch_size=8).run([corpus])
+    s = Indexer(db, encoder=tiny, batch_size=8).run([corpus])
     assert s.added == 24
     return db, corpus
+
+
+@pytest.fixture
+def ui_index(tmp_path, tiny):
+    """(db, root): 24 drawn pictures, one broken file, three dated 2018, indexed by the tiny model."""
+    import datetime as dt
+    import time
+
+    from imagegen import make_corpus
+
+    from pixseek.index.indexer import Indexer
+
+    root = tmp_path / "photos"
+    make_corpus(root, 24)  # set0..set2, .jpg/.png/.webp
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    old = time.mktime(dt.datetime(2018, 5, 5, 12).timetuple())
+    for p in sorted((root / "set2").iterdir())[:3]:
+        os.utime(p, (old, old))
+    db = tmp_path / "db"
+    s = Indexer(db, encoder=tiny, batch_size=8).run([root])
+    assert (s.added, s.failed) == (24, 1)
+    return db, root

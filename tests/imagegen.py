@@ -1,4 +1,5 @@
 """Real images drawn with Pillow for tests: varied shapes, colours, sizes and formats."""
+
 from __future__ import annotations
 
 import io
@@ -53,8 +54,9 @@ def save(img: Image.Image, path: Path, **kw) -> Path:
     return path
 
 
-def make_corpus(root: Path, n: int, *, start: int = 0, exts=(".jpg", ".png", ".webp"),
-                subdirs: bool = True) -> list[Path]:
+def make_corpus(
+    root: Path, n: int, *, start: int = 0, exts=(".jpg", ".png", ".webp"), subdirs: bool = True
+) -> list[Path]:
     paths = []
     for i in range(start, start + n):
         sub = f"set{i % 3}" if subdirs else ""

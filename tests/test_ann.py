@@ -1,15 +1,17 @@
 """ANN index types: chosen by size and memory, tuned by measured recall, re-ranked, filtered, persisted."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from index import ann
-from index.errors import VectorIndexError
-from index.store import Store, vec_to_blob
-from index.vectors import TUNING_QUERIES_FILE, VectorIndex
-from search.engine import Engine
-from search.filters import Filter
+from pixseek.errors import VectorIndexError
+from pixseek.search.engine import Engine
+from pixseek.store import ann
+from pixseek.store.database import Store, vec_to_blob
+from pixseek.store.filters import Filter
+from pixseek.store.paths import TUNING_QUERIES_FILE
+from pixseek.store.vectors import VectorIndex
 
 DIM = 32
 
@@ -31,9 +33,18 @@ def synthetic(tmp_path):
     x = clustered(3000)
     with st.batch() as b:
         for i, v in enumerate(x):
-            st.insert_image(path=f"/pics/{'a' if i % 2 else 'b'}/{i:05d}.jpg", root="/pics", size=1000 + i,
-                            mtime_ns=i, digest=f"{i:032x}", width=640, height=480, fmt="JPEG",
-                            model_id="synthetic#0", blob=vec_to_blob(v))
+            st.insert_image(
+                path=f"/pics/{'a' if i % 2 else 'b'}/{i:05d}.jpg",
+                root="/pics",
+                size=1000 + i,
+                mtime_ns=i,
+                digest=f"{i:032x}",
+                width=640,
+                height=480,
+                fmt="JPEG",
+                model_id="synthetic#0",
+                blob=vec_to_blob(v),
+            )
         b.changed = True
     gap = clustered(1, seed=9)[0]
     text = clustered(120, seed=5) + 0.5 * gap
@@ -65,18 +76,23 @@ def test_tuned_recall_and_persistence(synthetic, factory):
     assert (vi.rerank > 1) == ("SQ" in factory or "PQ" in factory)
     vi.save(st)
     again = VectorIndex.load_file(st)
-    assert (again.factory, again.params, again.recall, again.tuned_n, again.rerank) == \
-        (vi.factory, vi.params, vi.recall, 3000, vi.rerank)
+    assert (again.factory, again.params, again.recall, again.tuned_n, again.rerank) == (
+        vi.factory,
+        vi.params,
+        vi.recall,
+        3000,
+        vi.rerank,
+    )
     assert not again.stale_for(st)
 
     # the engine's answers (re-ranked exactly for compressed codes) match exact search
     eng = Engine(st, again)
-    queries = np.load(st.data_dir.root / TUNING_QUERIES_FILE)[:30]
+    queries = np.load(st.data_dir.tuning_queries)[:30]
     truth = ann.exact_topk(st.iter_vectors(), queries, 10)
     got = np.array([[i for i, _ in eng.rank(q, 10)] for q in queries])
     assert ann.recall_at(got, truth) >= ann.TARGET_RECALL
     # filters keep working with every index type, through the selector path too
-    import search.engine as em
+    import pixseek.search.engine as em
 
     old = em.EXACT_SELECTION
     em.EXACT_SELECTION = 10
@@ -85,9 +101,9 @@ def test_tuned_recall_and_persistence(synthetic, factory):
     finally:
         em.EXACT_SELECTION = old
     assert len(res) == 10 and all(r.path.startswith("/pics/a/") for r in res)
-    ids_a = st.select_ids("path >= '/pics/a/' AND path < '/pics/a0'", [])
-    exact_a = eng._exact(queries[0], ids_a, 10)
-    assert len({r.id for r in res} & {i for i, _ in exact_a}) >= 9
+    ids_a = np.array(sorted(i for i, r in st.get(st.ids()).items() if r.path.startswith("/pics/a/")))
+    exact_a = ann.exact_topk([st.vectors_for(ids_a)], queries[:1], 10)[0]
+    assert len({r.id for r in res} & set(exact_a.tolist())) >= 9
 
 
 def test_auto_is_flat_for_small_and_rebuilds_when_the_corpus_outgrows_it(synthetic, monkeypatch):
@@ -109,11 +125,11 @@ def test_hnsw_removal_marks_dirty(synthetic):
 
 
 def test_bad_index_type_is_refused_before_work(synthetic, tmp_path, tiny):
-    from index.indexer import Indexer
+    from pixseek.index.indexer import Indexer
 
     st, _ = synthetic
     with pytest.raises(VectorIndexError, match=r"^invalid --index-type 'IVF,Bogus': "):
-        Indexer(st.data_dir, embedder=tiny, index_type="IVF,Bogus").rebuild_vectors()
+        Indexer(st.data_dir, encoder=tiny, index_type="IVF,Bogus").rebuild_vectors()
     st.set_meta(index_type="IVF100000,Flat")
     with pytest.raises(VectorIndexError, match="index type IVF100000,Flat needs at least 100000 vectors to train"):
         VectorIndex.build(st)

@@ -1,4 +1,5 @@
 """The command line: outputs, exit codes and exact one-line messages."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,15 @@ def indexed(runner, tmp_path, tiny):
 
 def test_index_json_summary_and_text_summary(runner, indexed):
     db, root, summary = indexed
-    assert {k: summary[k] for k in ("added", "updated", "moved", "removed", "unchanged", "failed", "total")} == \
-        {"added": 12, "updated": 0, "moved": 0, "removed": 0, "unchanged": 0, "failed": 0, "total": 12}
+    assert {k: summary[k] for k in ("added", "updated", "moved", "removed", "unchanged", "failed", "total")} == {
+        "added": 12,
+        "updated": 0,
+        "moved": 0,
+        "removed": 0,
+        "unchanged": 0,
+        "failed": 0,
+        "total": 12,
+    }
     assert summary["images_per_s"] > 0 and summary["seconds"] > 0
     r = invoke(runner, "index", root, "--db", db)
     assert r.exit_code == 0
@@ -50,10 +58,21 @@ def test_search_text_image_and_json(runner, indexed):
     r = invoke(runner, "search", "--image", probe, "--db", db, "-k", "2", "--json")
     res = json.loads(r.stdout)
     assert r.exit_code == 0 and res[0]["path"] == str(probe) and res[0]["score"] == pytest.approx(1, abs=1e-4)
-    assert set(res[0]) == {"rank", "id", "path", "score", "width", "height", "format", "size", "mtime",
-                           "taken_at"}
-    r = invoke(runner, "search", "--image", f"{probe}::0.8", "--text", "at night::0.2", "--not", "blurry",
-               "--db", db, "-k", "2")
+    assert set(res[0]) == {"rank", "id", "path", "score", "width", "height", "format", "size", "mtime", "taken_at"}
+    r = invoke(
+        runner,
+        "search",
+        "--image",
+        f"{probe}::0.8",
+        "--text",
+        "at night::0.2",
+        "--not",
+        "blurry",
+        "--db",
+        db,
+        "-k",
+        "2",
+    )
     assert r.exit_code == 0 and len(r.stdout.splitlines()) == 2
     r = invoke(runner, "search", "--similar", res[0]["id"], "--db", db, "-k", "4", "--json")
     assert r.exit_code == 0 and res[0]["id"] not in [x["id"] for x in json.loads(r.stdout)]
@@ -69,8 +88,13 @@ def test_stats_errors_models(runner, indexed, tiny):
     r = invoke(runner, "errors", "--db", db)
     assert r.stdout.startswith(f"decode  {root / 'broken.jpg'}: ")
     st = json.loads(invoke(runner, "stats", "--db", db, "--json").stdout)
-    assert (st["images"], st["errors"], st["model"], st["model_id"], st["dim"]) == \
-        (12, 1, "tiny-random", tiny.model_id, 128)
+    assert (st["images"], st["errors"], st["model"], st["model_id"], st["dim"]) == (
+        12,
+        1,
+        "tiny-random",
+        tiny.model_id,
+        128,
+    )
     assert st["index_type"] == "IDMap2,Flat" and st["vectors_in_sync"] is True and st["faiss_bytes"] > 0
     text = invoke(runner, "stats", "--db", db).stdout
     assert "images           12" in text and f"roots            {root} (12)" in text
@@ -85,25 +109,39 @@ def test_rebuild_vectors(runner, indexed):
     assert r.exit_code == 0 and json.loads(r.stdout)["rebuilt"] == 12
 
 
-@pytest.mark.parametrize("args, message", [
-    (["search", "x", "--db", "{tmp}/none"],
-     "Error: no pixseek index in {tmp}/none (build one with: pixseek index PATH)"),
-    (["search", "--db", "{db}"],
-     'Error: empty query: give a text, --image PATH, or both (pixseek search "a red car at night")'),
-    (["search", "--image", "{tmp}/nope.png", "--db", "{db}"],
-     "Error: cannot read query image {tmp}/nope.png: cannot read: No such file or directory"),
-    (["search", "--similar", "999", "--db", "{db}"], "Error: no image with id 999 in the index"),
-    (["search", "x", "--since", "2020-02-30", "--db", "{db}"],
-     "Error: invalid date '2020-02-30': use YYYY-MM-DD"),
-    (["search", "x", "--since", "2021-01-01", "--until", "2020-01-01", "--db", "{db}"],
-     "Error: date range is empty: 2021-01-01 is after 2020-01-01"),
-    (["index", "--db", "{db}"],
-     "Error: nothing to index: give one or more folders or images (pixseek index ~/Pictures)"),
-    (["index", "{tmp}/missing", "--db", "{db}"], "Error: no such file or folder: {tmp}/missing"),
-    (["index", "{tmp}/pics", "--db", "{db}", "--model", "bogus"],
-     "Error: unknown model 'bogus': give a registry name (pixseek-emoji, tiny-random, vit-b-32-random), ARCH:TAG, ARCH:/path/to/checkpoint "
-     "or a checkpoint with a JSON config beside it"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["search", "x", "--db", "{tmp}/none"],
+            "Error: no pixseek index in {tmp}/none (build one with: pixseek index PATH)",
+        ),
+        (
+            ["search", "--db", "{db}"],
+            'Error: empty query: give a text, --image PATH, or both (pixseek search "a red car at night")',
+        ),
+        (
+            ["search", "--image", "{tmp}/nope.png", "--db", "{db}"],
+            "Error: cannot read query image {tmp}/nope.png: cannot read: No such file or directory",
+        ),
+        (["search", "--similar", "999", "--db", "{db}"], "Error: no image with id 999 in the index"),
+        (["search", "x", "--since", "2020-02-30", "--db", "{db}"], "Error: invalid date '2020-02-30': use YYYY-MM-DD"),
+        (
+            ["search", "x", "--since", "2021-01-01", "--until", "2020-01-01", "--db", "{db}"],
+            "Error: date range is empty: 2021-01-01 is after 2020-01-01",
+        ),
+        (
+            ["index", "--db", "{db}"],
+            "Error: nothing to index: give one or more folders or images (pixseek index ~/Pictures)",
+        ),
+        (["index", "{tmp}/missing", "--db", "{db}"], "Error: no such file or folder: {tmp}/missing"),
+        (
+            ["index", "{tmp}/pics", "--db", "{db}", "--model", "bogus"],
+            "Error: unknown model 'bogus': give a registry name (pixseek-emoji, tiny-random, vit-b-32-random), "
+            "ARCH:TAG, ARCH:/path/to/checkpoint or a checkpoint with a JSON config beside it",
+        ),
+    ],
+)
 def test_errors_are_one_line_with_exit_code_1(runner, indexed, tmp_path, args, message):
     db, _, _ = indexed
     fill = {"tmp": str(tmp_path), "db": str(db)}
@@ -114,7 +152,7 @@ def test_errors_are_one_line_with_exit_code_1(runner, indexed, tmp_path, args, m
 
 
 def test_empty_index_message(runner, tmp_path):
-    from index.store import Store
+    from pixseek.store.database import Store
 
     Store.open(tmp_path / "e", create=True).close()
     r = invoke(runner, "search", "x", "--db", tmp_path / "e")

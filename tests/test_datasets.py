@@ -1,4 +1,5 @@
 """The emoji dataset fetcher (from small packed tarballs of the real layout) and the manifest reader."""
+
 from __future__ import annotations
 
 import io
@@ -10,16 +11,37 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from train.datasets import DatasetError, concept_split, emoji_captions, fetch_emoji, read_manifest
+from pixseek.train.datasets import DatasetError, concept_split, emoji_captions, fetch_emoji, read_manifest
 
 EMOJI = [
-    {"name": "DOG FACE", "unified": "1F436", "image": "1f436.png", "short_names": ["dog"],
-     "category": "Animals & Nature", "subcategory": "animal-mammal", "sort_order": 2},
-    {"name": "WAVING HAND SIGN", "unified": "1F44B", "image": "1f44b.png", "short_names": ["wave"],
-     "category": "People & Body", "subcategory": "hand-fingers-open", "sort_order": 1,
-     "skin_variations": {"1F3FD": {"unified": "1F44B-1F3FD", "image": "1f44b-1f3fd.png"}}},
-    {"name": "Egypt Flag", "unified": "1F1EA-1F1EC", "image": "1f1ea-1f1ec.png", "short_names": ["flag-eg"],
-     "category": "Flags", "subcategory": "country-flag", "sort_order": 3},
+    {
+        "name": "DOG FACE",
+        "unified": "1F436",
+        "image": "1f436.png",
+        "short_names": ["dog"],
+        "category": "Animals & Nature",
+        "subcategory": "animal-mammal",
+        "sort_order": 2,
+    },
+    {
+        "name": "WAVING HAND SIGN",
+        "unified": "1F44B",
+        "image": "1f44b.png",
+        "short_names": ["wave"],
+        "category": "People & Body",
+        "subcategory": "hand-fingers-open",
+        "sort_order": 1,
+        "skin_variations": {"1F3FD": {"unified": "1F44B-1F3FD", "image": "1f44b-1f3fd.png"}},
+    },
+    {
+        "name": "Egypt Flag",
+        "unified": "1F1EA-1F1EC",
+        "image": "1f1ea-1f1ec.png",
+        "short_names": ["flag-eg"],
+        "category": "Flags",
+        "subcategory": "country-flag",
+        "sort_order": 3,
+    },
 ]
 
 
@@ -47,7 +69,7 @@ def tarballs(tmp_path):
         with tarfile.open(d / f"emoji-datasource-{style}-16.0.0.tgz", "w:gz") as t:
             for img in ("1f436.png", "1f44b.png", "1f44b-1f3fd.png", "1f1ea-1f1ec.png"):
                 _add(t, f"package/img/{style}/64/{img}", _png(colour))
-            _add(t, f"package/img/{style}/32/1f436.png", _png(colour))    # other sizes are ignored
+            _add(t, f"package/img/{style}/32/1f436.png", _png(colour))  # other sizes are ignored
             _add(t, f"package/img/{style}/64/../../../../evil.png", b"x")  # traversal is ignored
     return d
 
@@ -58,15 +80,18 @@ def test_fetch_writes_manifest_and_art_on_white(tmp_path, tarballs):
     rows = [json.loads(line) for line in manifest.read_text().splitlines()]
     assert len(rows) == 8 and {r["style"] for r in rows} == {"twitter", "google"}
     wave = [r for r in rows if r["variant"] == "1F44B-1F3FD" and r["style"] == "twitter"][0]
-    assert wave["captions"] == ["waving hand sign, medium skin tone",
-                                "waving hand sign, medium skin tone, a hand fingers open emoji",
-                                "wave, medium skin tone"]
+    assert wave["captions"] == [
+        "waving hand sign, medium skin tone",
+        "waving hand sign, medium skin tone, a hand fingers open emoji",
+        "wave, medium skin tone",
+    ]
     assert wave["concept"] == "1F44B" and wave["license"] == "CC-BY-4.0"
     dog = [r for r in rows if r["concept"] == "1F436" and r["style"] == "google"][0]
     assert dog["captions"] == ["dog face", "dog face, an animal mammal emoji", "dog"]
     assert dog["license"] == "Apache-2.0" and dog["split"] == concept_split("1F436")
-    px = np.asarray(Image.open(dest / "twitter" / "1f436.png"))
-    assert Image.open(dest / "twitter" / "1f436.png").mode == "RGB"
+    with Image.open(dest / "twitter" / "1f436.png") as im:
+        px = np.asarray(im)
+        assert im.mode == "RGB"
     assert tuple(px[0, 0]) == (255, 255, 255) and tuple(px[32, 32]) == (200, 0, 0)
     assert not (tmp_path / "evil.png").exists()
     assert "CC-BY 4.0" in (dest / "ATTRIBUTION.txt").read_text()
@@ -103,8 +128,9 @@ def test_generic_manifest_and_errors(tmp_path):
 def test_cli_fetch(tmp_path, tarballs):
     from pixseek.cli import cli
 
-    r = CliRunner().invoke(cli, ["datasets", "fetch", "emoji", "--dest", str(tmp_path / "e"),
-                                 "--tarballs", str(tarballs), "--json"])
+    r = CliRunner().invoke(
+        cli, ["datasets", "fetch", "emoji", "--dest", str(tmp_path / "e"), "--tarballs", str(tarballs), "--json"]
+    )
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["images"] == 8 and out["concepts"] == 3

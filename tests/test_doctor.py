@@ -1,4 +1,5 @@
 """`pixseek doctor`: detects damage, repairs what can be rebuilt, exits non-zero when it cannot."""
+
 from __future__ import annotations
 
 import json
@@ -6,14 +7,14 @@ import os
 
 from click.testing import CliRunner
 
-from index.doctor import run
-from index.indexer import Indexer
-from index.lock import DirLock
-from index.paths import DataDir
-from index.store import Store
-from index.thumbs import Thumbs
 from pixseek.cli import cli
-from search.engine import Engine
+from pixseek.index.doctor import run
+from pixseek.index.indexer import Indexer
+from pixseek.search.engine import Engine
+from pixseek.store.database import Store
+from pixseek.store.lock import DirLock
+from pixseek.store.paths import DataDir
+from pixseek.store.thumbs import Thumbs
 
 
 def _status(report) -> dict[str, str]:
@@ -31,20 +32,20 @@ def test_healthy_index_is_all_ok(index_dir):
 def test_faiss_damage_is_repaired_and_search_works(index_dir, tiny):
     db, _ = index_dir
     dd = DataDir.resolve(db)
-    with Engine.open(db, embedder=tiny) as eng:
+    with Engine.open(db, encoder=tiny) as eng:
         before = [r.id for r in eng.text("a red square", 5)]
     data = dd.faiss.read_bytes()
-    dd.faiss.write_bytes(data[: len(data) // 3])                  # truncated
+    dd.faiss.write_bytes(data[: len(data) // 3])  # truncated
     r = run(db)
     assert _status(r)["vector index"] == "fixed" and r.exit_code == 0
     assert "does not match its sidecar" in next(f.detail for f in r.findings if f.check == "vector index")
     meta = json.loads(dd.faiss_meta.read_text())
     meta["generation"] -= 1
-    dd.faiss_meta.write_text(json.dumps(meta))                     # stale
+    dd.faiss_meta.write_text(json.dumps(meta))  # stale
     assert _status(run(db, repair=False))["vector index"] == "failed"
     assert _status(run(db))["vector index"] == "fixed"
     assert _status(run(db))["vector index"] == "ok"
-    with Engine.open(db, embedder=tiny) as eng:
+    with Engine.open(db, encoder=tiny) as eng:
         assert [r.id for r in eng.text("a red square", 5)] == before
 
 
@@ -57,7 +58,7 @@ def test_bad_vector_rows_removed_then_reindexed(index_dir, tiny):
     r = run(db)
     assert _status(r)["vectors"] == "fixed"
     assert "removed 1 rows with unusable vectors (e.g. row 3: 2 bytes, expected 512)" in r.findings[1].detail
-    s = Indexer(db, embedder=tiny).run([root])
+    s = Indexer(db, encoder=tiny).run([root])
     assert s.added == 1 and s.total == 24
     st = Store.open(db)
     assert st.get_by_path(path) is not None
@@ -72,10 +73,10 @@ def test_thumbnails_and_missing_files(index_dir):
     st.close()
     th = Thumbs(dd)
     th.get(rows[1]), th.get(rows[2])
-    th.path_for(rows[1].hash).write_bytes(b"RIFF\x00")            # damaged
+    th.path_for(rows[1].hash).write_bytes(b"RIFF\x00")  # damaged
     orphan = th.path_for("ab" * 16)
     orphan.parent.mkdir(parents=True, exist_ok=True)
-    orphan.write_bytes(th.get(rows[2]))                           # an image no longer indexed
+    orphan.write_bytes(th.get(rows[2]))  # an image no longer indexed
     os.remove(rows[2].path)
     r = run(db)
     st_ = _status(r)

@@ -1,17 +1,17 @@
 """The fault corpus: every kind of bad or odd file at once. 0 crashes; each bad file in the errors
 table with its reason; each good (if odd) file indexed with the right size and orientation."""
+
 from __future__ import annotations
 
-import io
 import os
 
 import numpy as np
-from PIL import Image
 from imagegen import draw, encode, jpeg_with_orientation, save
-
-from index.indexer import Indexer
-from index.store import Store
+from PIL import Image
 from test_index import BAD_KINDS, make_bad_corpus
+
+from pixseek.index.indexer import Indexer
+from pixseek.store.database import Store
 
 # Odd but valid pictures: name -> (format, width, height) expected in the index.
 GOOD_KINDS = {
@@ -33,7 +33,7 @@ def make_good_odd(root) -> None:
     save(Image.new("RGB", (1, 1), "red"), root / "one-pixel.png")
     save(Image.new("RGB", (20000, 20), "blue"), root / "strip-20000x20.png")
     draw(1, (90, 60)).convert("CMYK").save(root / "cmyk.jpg", "JPEG")
-    Image.fromarray((np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 20)).save(root / "sixteen-bit.png")
+    Image.fromarray(np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 20).save(root / "sixteen-bit.png")
     p = draw(2, (50, 40)).convert("P", palette=Image.ADAPTIVE, colors=16)
     p.info["transparency"] = 0
     p.save(root / "palette-transparent.png", transparency=0)
@@ -50,15 +50,15 @@ def make_good_odd(root) -> None:
 
 def test_fault_corpus(tmp_path, tiny, monkeypatch):
     root = tmp_path / "faults"
-    make_bad_corpus(root)          # 6 good drawings + the bad kinds of test_index
+    make_bad_corpus(root)  # 6 good drawings + the bad kinds of test_index
     make_good_odd(root)
-    import index.pipeline as pipeline
+    import pixseek.index.pipeline as pipeline
 
     real_open = open
 
     def fake_open(path, *a, **k):
         name = os.path.basename(str(path))
-        if name == "locked.jpg":   # tests run as root, so chmod 000 would not stop a read
+        if name == "locked.jpg":  # tests run as root, so chmod 000 would not stop a read
             raise PermissionError(13, "Permission denied", str(path))
         if name == "vanishes.jpg":  # deleted between the scan and the read
             os.remove(path)
@@ -66,7 +66,7 @@ def test_fault_corpus(tmp_path, tiny, monkeypatch):
         return real_open(path, *a, **k)
 
     monkeypatch.setattr(pipeline, "open", fake_open, raising=False)
-    s = Indexer(tmp_path / "db", embedder=tiny, batch_size=8, workers=0).run([root])
+    s = Indexer(tmp_path / "db", encoder=tiny, batch_size=8, workers=0).run([root])
     st = Store.open(tmp_path / "db")
     errs = {os.path.basename(e["path"]): (e["stage"], e["message"]) for e in st.errors()}
     for name, (stage, prefix) in {**BAD_KINDS, **VANISHING}.items():
@@ -76,6 +76,6 @@ def test_fault_corpus(tmp_path, tiny, monkeypatch):
         assert rows.get(name) == want, (name, rows.get(name), errs.get(name))
     assert s.failed == len(BAD_KINDS) + len(VANISHING)
     assert s.added == 6 + len(GOOD_KINDS) and st.integrity_check() == "ok"
-    kinds = len(BAD_KINDS) - 1 + len(VANISHING) + len(GOOD_KINDS)   # loop1/loop2 are one kind
+    kinds = len(BAD_KINDS) - 1 + len(VANISHING) + len(GOOD_KINDS)  # loop1/loop2 are one kind
     assert kinds >= 15
     st.close()

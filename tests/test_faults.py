@@ -1,4 +1,5 @@
 """Fault injection: SIGKILL at each named point of a run, and a full disk, lose nothing."""
+
 from __future__ import annotations
 
 import os
@@ -10,14 +11,13 @@ import numpy as np
 import pytest
 from imagegen import make_corpus
 
-from index import faults
-from index.errors import StoreError, VectorIndexError
-from index.indexer import Indexer
-from index.store import Store
-from index.vectors import VectorIndex
-from search.engine import Engine
+from pixseek import faults
+from pixseek.errors import StoreError, VectorIndexError
+from pixseek.index.indexer import Indexer
+from pixseek.search.engine import Engine
+from pixseek.store.database import Store
+from pixseek.store.vectors import VectorIndex
 
-ROOT = Path(__file__).resolve().parent.parent
 N = 90
 
 
@@ -27,7 +27,7 @@ def corpus_and_clean(tmp_path_factory, tiny):
     root = base / "pics"
     make_corpus(root, N)
     clean = base / "clean"
-    Indexer(clean, embedder=tiny, batch_size=8).run([root])
+    Indexer(clean, encoder=tiny, batch_size=8).run([root])
     st = Store.open(clean)
     vecs = {st.get([i])[i].path: st.vector(i) for (i,) in st.conn.execute("SELECT id FROM images")}
     st.close()
@@ -35,13 +35,32 @@ def corpus_and_clean(tmp_path_factory, tiny):
 
 
 def _index(root: Path, db: Path, fault: str | None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ)
     env.pop("PIXSEEK_FAULT", None)
     if fault:
         env["PIXSEEK_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "pixseek.cli", "index", str(root), "--db", str(db),
-                           "--model", "tiny-random", "--batch-size", "8", "--workers", "1"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pixseek",
+            "index",
+            str(root),
+            "--db",
+            str(db),
+            "--model",
+            "tiny-random",
+            "--batch-size",
+            "8",
+            "--workers",
+            "1",
+        ],
+        cwd=db.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def check_converged(db: Path, clean: dict[str, np.ndarray]) -> None:
@@ -62,8 +81,9 @@ def check_converged(db: Path, clean: dict[str, np.ndarray]) -> None:
 
 
 # Two full runs in a row share one data dir: the second meets the first's committed work.
-@pytest.mark.parametrize("fault", ["scan:40", "decode:30", "embed:5", "commit:4", "committed:7",
-                                   "faiss-write:1", "faiss-swap:1"])
+@pytest.mark.parametrize(
+    "fault", ["scan:40", "decode:30", "embed:5", "commit:4", "committed:7", "faiss-write:1", "faiss-swap:1"]
+)
 def test_kill_at_each_point_then_rerun_converges(corpus_and_clean, tmp_path, fault):
     root, clean = corpus_and_clean
     db = tmp_path / "db"
@@ -81,38 +101,39 @@ def test_disk_full_during_commit_keeps_the_index(corpus_and_clean, tmp_path, tin
     faults.reset()
     try:
         with pytest.raises(StoreError) as ei:
-            Indexer(db, embedder=tiny, batch_size=8, workers=0).run([root])
+            Indexer(db, encoder=tiny, batch_size=8, workers=0).run([root])
     finally:
         monkeypatch.delenv("PIXSEEK_FAULT")
         faults.reset()
-    assert ei.value.message == (f"indexing stopped: the disk is full (writing to {db}); everything committed "
-                                f"before is kept and searchable")
+    assert ei.value.message == (
+        f"indexing stopped: the disk is full (writing to {db}); everything committed before is kept and searchable"
+    )
     assert ei.value.hint == "free some space and run the same command again"
     st = Store.open(db)
     kept = st.count()
     assert st.integrity_check() == "ok" and 0 < kept < N
     st.close()
-    with Engine.open(db, embedder=tiny) as eng:          # usable: the cache is rebuilt from SQLite
+    with Engine.open(db, encoder=tiny) as eng:  # usable: the cache is rebuilt from SQLite
         assert len(eng.text("anything", 5)) == 5
-    Indexer(db, embedder=tiny, batch_size=8, workers=0).run([root])
+    Indexer(db, encoder=tiny, batch_size=8, workers=0).run([root])
     check_converged(db, clean)
 
 
 def test_disk_full_writing_faiss_keeps_the_old_file(corpus_and_clean, tmp_path, tiny, monkeypatch):
     root, clean = corpus_and_clean
     db = tmp_path / "db"
-    Indexer(db, embedder=tiny, batch_size=8).run([root / "set0"])
+    Indexer(db, encoder=tiny, batch_size=8).run([root / "set0"])
     old = (db / "vectors.faiss").read_bytes()
     monkeypatch.setenv("PIXSEEK_FAULT", "faiss-write:1:enospc")
     faults.reset()
     try:
         with pytest.raises(VectorIndexError, match=r"^cannot write vector index .*: No space left on device$"):
-            Indexer(db, embedder=tiny, batch_size=8, workers=0).run([root])
+            Indexer(db, encoder=tiny, batch_size=8, workers=0).run([root])
     finally:
         monkeypatch.delenv("PIXSEEK_FAULT")
         faults.reset()
     assert (db / "vectors.faiss").read_bytes() == old and not list(db.glob(".*.tmp"))
-    with Engine.open(db, embedder=tiny) as eng:
-        assert len(eng.text("anything", 50)) == 50      # stale cache noticed, rebuilt from SQLite
-    Indexer(db, embedder=tiny, batch_size=8).run([root])
+    with Engine.open(db, encoder=tiny) as eng:
+        assert len(eng.text("anything", 50)) == 50  # stale cache noticed, rebuilt from SQLite
+    Indexer(db, encoder=tiny, batch_size=8).run([root])
     check_converged(db, clean)

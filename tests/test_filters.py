@@ -1,4 +1,5 @@
 """Filters applied before ranking, EXIF dates, thumbnails and upload checks."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -7,16 +8,16 @@ import time
 
 import numpy as np
 import pytest
+from imagegen import draw, encode, save
 from PIL import Image
 
-import search.engine as engine_mod
-from imagegen import draw, encode, save
-from index.errors import ImageError, QueryError, QueryImageError
-from index.indexer import Indexer
-from index.thumbs import Thumbs
-from search.engine import Engine
-from search.filters import Filter, parse_date
-from search.uploads import read_upload
+import pixseek.search.engine as engine_mod
+from pixseek.errors import ImageError, QueryError, QueryImageError
+from pixseek.index.indexer import Indexer
+from pixseek.search.engine import Engine
+from pixseek.search.uploads import read_upload
+from pixseek.store.filters import Filter, parse_date
+from pixseek.store.thumbs import Thumbs
 
 
 def _exif_jpeg(img: Image.Image, when: str) -> bytes:
@@ -38,7 +39,7 @@ def mixed(tmp_path, tiny):
     for name in ("img000.jpg", "img003.jpg"):
         os.utime(root / "set0" / name, (old, old))
     db = tmp_path / "db"
-    assert Indexer(db, embedder=tiny, batch_size=8).run([root]).added == 22
+    assert Indexer(db, encoder=tiny, batch_size=8).run([root]).added == 22
     return db, root
 
 
@@ -50,9 +51,9 @@ def _brute(eng: Engine, q: np.ndarray, ids: set[int], k: int) -> list[int]:
 
 def test_filters_select_before_ranking(mixed, tiny):
     db, root = mixed
-    with Engine.open(db, embedder=tiny) as eng:
+    with Engine.open(db, encoder=tiny) as eng:
         q = eng.encode_text("a red square")
-        rows = eng.store.get(eng.store.select_ids("1", []))
+        rows = eng.store.get(eng.store.ids())
         set1 = {i for i, r in rows.items() if r.path.startswith(str(root / "set1") + "/")}
         res = eng.search_vector(q, 5, filter=Filter(folder=str(root / "set1")))
         assert [r.id for r in res] == _brute(eng, q, set1, 5)
@@ -61,7 +62,7 @@ def test_filters_select_before_ranking(mixed, tiny):
         # a folder filter with '..' and a trailing slash is normalised, and never matches a sibling prefix
         res = eng.search_vector(q, 50, filter=Filter(folder=str(root / "set1" / ".." / "set1") + "/"))
         assert {r.id for r in res} == set1
-        assert eng.search_vector(q, 50, filter=Filter(folder=str(root / "set")) ) == []
+        assert eng.search_vector(q, 50, filter=Filter(folder=str(root / "set"))) == []
 
         pngs = eng.search_vector(q, 50, filter=Filter(formats=("png",)))
         assert {r.format for r in pngs} == {"PNG"} and len(pngs) == 7
@@ -77,8 +78,11 @@ def test_filters_select_before_ranking(mixed, tiny):
         assert sorted(r.name for r in old) == ["exif-2015.jpg", "exif-2016.jpg", "img000.jpg", "img003.jpg"]
 
         combined = Filter(folder=str(root / "set0"), formats=("JPEG",), date_to=dt.date(2019, 12, 31))
-        assert sorted(r.name for r in eng.search_vector(q, 50, filter=combined)) == \
-            ["exif-2015.jpg", "img000.jpg", "img003.jpg"]
+        assert sorted(r.name for r in eng.search_vector(q, 50, filter=combined)) == [
+            "exif-2015.jpg",
+            "img000.jpg",
+            "img003.jpg",
+        ]
         # similar() keeps the filter and still excludes the image itself
         first = d2015[0].id
         assert eng.similar(first, 5, filter=Filter(formats=("JPEG",)))[0].format == "JPEG"
@@ -88,9 +92,10 @@ def test_filters_select_before_ranking(mixed, tiny):
 def test_large_selection_goes_through_faiss_selector(mixed, tiny, monkeypatch):
     db, root = mixed
     monkeypatch.setattr(engine_mod, "EXACT_SELECTION", 2)  # force the IDSelector path
-    with Engine.open(db, embedder=tiny) as eng:
+    with Engine.open(db, encoder=tiny) as eng:
         q = eng.encode_text("green circle")
-        set2 = set(eng.store.select_ids("path >= ? AND path < ?", (str(root / "set2") + "/", str(root / "set2") + "0")))
+        rows = eng.store.get(eng.store.ids())
+        set2 = {i for i, r in rows.items() if r.path.startswith(str(root / "set2") + "/")}
         res = eng.search_vector(q, 4, filter=Filter(folder=str(root / "set2")))
         assert [r.id for r in res] == _brute(eng, q, set2, 4)
         scores, ids = eng.vectors.search(q, 30, ids=np.array(sorted(set2)))
@@ -110,7 +115,7 @@ def test_filter_validation_messages(tmp_path):
 
 
 def test_exif_date_read_and_bad_exif_ignored():
-    from index.decode import decode_bytes
+    from pixseek.decode import decode_bytes
 
     d = decode_bytes(_exif_jpeg(draw(1, (64, 64)), "2001:02:03 04:05:06"))
     assert d.taken_at == time.mktime(dt.datetime(2001, 2, 3, 4, 5, 6).timetuple())
@@ -121,7 +126,7 @@ def test_exif_date_read_and_bad_exif_ignored():
 
 def test_thumbnails_cached_by_hash_and_repaired(mixed, tiny):
     db, root = mixed
-    with Engine.open(db, embedder=tiny) as eng:
+    with Engine.open(db, encoder=tiny) as eng:
         row = eng.get(1)
         thumbs = Thumbs(eng.store.data_dir, side=48)
         data = thumbs.get(row)
@@ -129,9 +134,10 @@ def test_thumbnails_cached_by_hash_and_repaired(mixed, tiny):
         assert img.format == "WEBP" and max(img.size) == 48
         p = thumbs.path_for(row.hash)
         assert p.read_bytes() == data and p.parent.parent == db / "thumbs"
-        p.write_bytes(data[: len(data) // 2])                     # truncated: detected, made again
+        p.write_bytes(data[: len(data) // 2])  # truncated: detected, made again
         assert thumbs.cached(row) is None and thumbs.get(row) == data
-        assert thumbs.check([row]) == {"ok": 1, "missing": 0, "damaged": 0}
+        audit = thumbs.audit({row.hash})
+        assert (audit.ok, audit.damaged, audit.orphans) == (1, [], [])
         view = Image.open(__import__("io").BytesIO(thumbs.view(row, side=32)))
         assert view.format == "JPEG" and max(view.size) == 32
         os.remove(row.path)
@@ -144,8 +150,10 @@ def test_thumbnails_cached_by_hash_and_repaired(mixed, tiny):
 
 def test_upload_sniffed_by_content_and_capped():
     png = encode(draw(3, (64, 64)), "PNG")
-    assert read_upload(png, "x.jpg").format == "PNG"     # the name does not matter, the bytes do
-    with pytest.raises(QueryImageError, match=r"^cannot use notes\.png: not a supported image: the content is none of JPEG"):
+    assert read_upload(png, "x.jpg").format == "PNG"  # the name does not matter, the bytes do
+    with pytest.raises(
+        QueryImageError, match=r"^cannot use notes\.png: not a supported image: the content is none of JPEG"
+    ):
         read_upload(b"just some text, not a picture", "notes.png")
     eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"
     with pytest.raises(QueryImageError, match="not a supported image"):

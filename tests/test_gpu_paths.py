@@ -7,6 +7,7 @@ parameters and give the CPU index's answers, a GPU copy is dropped after adds/re
 a GPU version and k beyond the GPU's limit stay on the CPU, filtered searches use the CPU index. What
 it cannot check is a real GPU: bench/gpu.sh does that on a machine with one.
 """
+
 from __future__ import annotations
 
 import faiss
@@ -14,8 +15,8 @@ import numpy as np
 import pytest
 from test_ann import clustered, synthetic  # noqa: F401  (fixture)
 
-from index import ann
-from index.vectors import GPU_MAX_K, VectorIndex
+from pixseek.store import ann
+from pixseek.store.vectors import GPU_MAX_K, VectorIndex
 
 
 class FakeGpu:

@@ -1,4 +1,5 @@
 """Incremental indexing, moves, bad input, model mismatch, FAISS repair."""
+
 from __future__ import annotations
 
 import os
@@ -9,15 +10,14 @@ import numpy as np
 import pytest
 from imagegen import draw, encode, jpeg_with_orientation, make_corpus, save, truncated
 
-from index.errors import ModelMismatchError
-from index.indexer import Indexer
-from index.paths import DataDir
-from index.store import Store
-from search import Engine
+from pixseek.errors import ModelMismatchError
+from pixseek.index.indexer import Indexer
+from pixseek.search import Engine
+from pixseek.store import DataDir, Store
 
 
 def run(db, tiny, *paths, **kw):
-    return Indexer(db, embedder=tiny, batch_size=kw.pop("batch_size", 8), **kw).run(list(paths))
+    return Indexer(db, encoder=tiny, batch_size=kw.pop("batch_size", 8), **kw).run(list(paths))
 
 
 def rows(db):
@@ -28,22 +28,27 @@ def rows(db):
         con.close()
 
 
+def errors(db):
+    with Store.open(db) as st:
+        return st.errors()
+
+
 def test_first_run_indexes_everything_and_rerun_does_no_work(index_dir, tiny):
     db, corpus = index_dir
     s = run(db, tiny, corpus)
     assert (s.added, s.updated, s.moved, s.removed, s.unchanged, s.failed, s.embedded) == (0, 0, 0, 0, 24, 0, 0)
     assert s.total == 24
-    st = Store.open(db)
-    assert st.count() == 24 and st.integrity_check() == "ok"
-    assert st.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert st.model_id == tiny.model_id and st.dim == tiny.dim
+    with Store.open(db) as st:
+        assert st.count() == 24 and st.integrity_check() == "ok"
+        assert st.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert st.model_id == tiny.model_id and st.dim == tiny.dim
 
 
 def test_rerun_without_model_arg_loads_no_model(index_dir, monkeypatch):
     db, corpus = index_dir
-    import index.embed as embed_mod
+    import pixseek.index.indexer as indexer_mod
 
-    monkeypatch.setattr(embed_mod.Embedder, "from_spec", classmethod(lambda *a, **k: pytest.fail("model loaded")))
+    monkeypatch.setattr(indexer_mod, "for_indexing", lambda *a, **k: pytest.fail("model loaded"))
     s = Indexer(db).run([corpus])
     assert s.unchanged == 24 and s.embedded == 0
 
@@ -52,7 +57,7 @@ def test_modify_delete_add(index_dir, tiny):
     db, corpus = index_dir
     before = rows(db)
     victim = sorted(corpus.rglob("*.png"))[0]
-    save(draw(999), victim)                       # new content, same name
+    save(draw(999), victim)  # new content, same name
     os.utime(victim, ns=(1, 1_000_000_000))
     gone = sorted(corpus.rglob("*.jpg"))[0]
     gone.unlink()
@@ -61,9 +66,9 @@ def test_modify_delete_add(index_dir, tiny):
     assert (s.added, s.updated, s.removed, s.moved, s.unchanged) == (2, 1, 1, 0, 22)
     after = rows(db)
     assert str(gone) not in after
-    assert after[str(victim)][0] == before[str(victim)][0]      # same row id, new vector
+    assert after[str(victim)][0] == before[str(victim)][0]  # same row id, new vector
     assert after[str(victim)][1] != before[str(victim)][1]
-    with Engine.open(db, embedder=tiny) as eng:
+    with Engine.open(db, encoder=tiny) as eng:
         assert eng.image(victim, k=1)[0].path == str(victim)
         assert eng.vectors.ntotal == 25
 
@@ -87,7 +92,7 @@ def test_move_and_rename_keep_vector_without_embedding(index_dir, tiny):
     assert (s.moved, s.added, s.removed, s.embedded) == (1, 0, 0, 0)
     after = rows(db)
     assert str(src) not in after and after[str(dst)] == before[str(src)]
-    with Engine.open(db, embedder=tiny) as eng:
+    with Engine.open(db, encoder=tiny) as eng:
         top = eng.image(dst, k=1)[0]
         assert (top.path, top.id) == (str(dst), before[str(src)][0])
 
@@ -98,9 +103,9 @@ def test_identical_copy_reuses_vector(index_dir, tiny):
     shutil.copy2(src, corpus / "copy.png")
     s = run(db, tiny, corpus)
     assert (s.added, s.embedded) == (1, 0)
-    st = Store.open(db)
-    a, b = st.get_by_path(str(src)), st.get_by_path(str(corpus / "copy.png"))
-    assert np.array_equal(st.vector(a.id), st.vector(b.id))
+    with Store.open(db) as st:
+        a, b = st.get_by_path(str(src)), st.get_by_path(str(corpus / "copy.png"))
+        assert np.array_equal(st.vector(a.id), st.vector(b.id))
 
 
 def test_exclude_and_hidden(tmp_path, tiny, db):
@@ -132,12 +137,11 @@ def test_formats_and_orientation(tmp_path, tiny, db):
     base.save(root / "a.heic", quality=90)
     (root / "rot.jpg").write_bytes(jpeg_with_orientation(base, 6))
     s = run(db, tiny, root)
-    assert s.added == 8 and s.failed == 0, Store.open(db).errors()
-    st = Store.open(db)
-    fmts = {os.path.basename(r.path): (r.format, r.width, r.height)
-            for r in st.get(range(1, 100)).values()}
+    assert s.added == 8 and s.failed == 0, errors(db)
+    with Store.open(db) as st:
+        fmts = {os.path.basename(r.path): (r.format, r.width, r.height) for r in st.get(range(1, 100)).values()}
     assert fmts["a.heic"][0] == "HEIF" and fmts["anim.gif"][0] == "GIF" and fmts["a.tif"][0] == "TIFF"
-    assert fmts["rot.jpg"] == ("JPEG", 60, 120)       # displayed size after EXIF rotation
+    assert fmts["rot.jpg"] == ("JPEG", 60, 120)  # displayed size after EXIF rotation
     assert fmts["a.png"] == ("PNG", 120, 60)
 
 
@@ -169,6 +173,7 @@ def make_bad_corpus(root):
     bomb = encode(draw(3, (64, 64)), "PNG")
     import struct
     import zlib
+
     ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
     chunk = b"IHDR" + ihdr
     bomb = bomb[:8] + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk)) + bomb[33:]
@@ -184,7 +189,7 @@ def make_bad_corpus(root):
 def test_every_bad_input_is_recorded_and_good_files_indexed(tmp_path, tiny, db, monkeypatch):
     root = tmp_path / "bad"
     make_bad_corpus(root)
-    import index.pipeline as ixmod
+    import pixseek.index.pipeline as ixmod
 
     real_open = open
 
@@ -196,8 +201,7 @@ def test_every_bad_input_is_recorded_and_good_files_indexed(tmp_path, tiny, db, 
     monkeypatch.setattr(ixmod, "open", fake_open, raising=False)
     s = run(db, tiny, root)
     assert s.added == 6
-    st = Store.open(db)
-    errs = {os.path.basename(e["path"]): (e["stage"], e["message"]) for e in st.errors()}
+    errs = {os.path.basename(e["path"]): (e["stage"], e["message"]) for e in errors(db)}
     for name, (stage, prefix) in BAD_KINDS.items():
         assert name in errs, (name, errs)
         assert errs[name][0] == stage and errs[name][1].startswith(prefix), (name, errs[name])
@@ -209,32 +213,30 @@ def test_every_bad_input_is_recorded_and_good_files_indexed(tmp_path, tiny, db, 
     save(draw(11), root / "zero.jpg")
     s3 = run(db, tiny, root)
     assert s3.added == 1
-    assert "zero.jpg" not in {os.path.basename(e["path"]) for e in Store.open(db).errors()}
+    assert "zero.jpg" not in {os.path.basename(e["path"]) for e in errors(db)}
 
 
 def test_model_mismatch_is_refused(index_dir, tmp_path, tiny):
     db, corpus = index_dir
     cfg = tmp_path / "other.json"
-    from index.models import CONFIGS_DIR
-
     # The same architecture with other weights: a different model id.
-    import torch
     from safetensors.torch import save_file
 
-    torch.manual_seed(123)
-    import open_clip
+    from pixseek.models import openclip, registry
 
-    m = open_clip.create_model("pixseek-vit-tiny", pretrained=None)
+    m = openclip.create("pixseek-vit-tiny", seed=123)
     ck = tmp_path / "other.safetensors"
     save_file({k: v.contiguous() for k, v in m.state_dict().items()}, ck)
-    shutil.copy(CONFIGS_DIR / "pixseek-vit-tiny.json", cfg)
+    shutil.copy(registry.configs_dir() / "pixseek-vit-tiny.json", cfg)
     with pytest.raises(ModelMismatchError) as e:
         Indexer(db, model=str(ck)).run([corpus])
-    assert str(e.value).startswith(f"index in {DataDir.resolve(db).root} was built with model {tiny.model_id}, "
-                                   f"not other.safetensors#")
-    with pytest.raises(ModelMismatchError):
-        Engine.open(db, model=str(ck)).text("a dog")
-    assert Store.open(db).count() == 24
+    assert str(e.value).startswith(
+        f"index in {DataDir.resolve(db).root} was built with model {tiny.model_id}, not other.safetensors#"
+    )
+    with pytest.raises(ModelMismatchError), Engine.open(db, model=str(ck)) as eng:
+        eng.text("a dog")
+    with Store.open(db) as st:
+        assert st.count() == 24
 
 
 @pytest.mark.parametrize("damage", ["delete", "corrupt", "truncate", "stale"])
@@ -242,7 +244,7 @@ def test_faiss_file_damage_is_repaired_with_same_results(index_dir, tiny, damage
     db, corpus = index_dir
     dd = DataDir.resolve(db)
     probe = sorted(corpus.rglob("*.jpg"))[2]
-    with Engine.open(db, embedder=tiny) as eng:
+    with Engine.open(db, encoder=tiny) as eng:
         want = [(r.id, round(r.score, 5)) for r in eng.image(probe, k=10)]
     if damage == "delete":
         dd.faiss.unlink()
@@ -253,13 +255,13 @@ def test_faiss_file_damage_is_repaired_with_same_results(index_dir, tiny, damage
     elif damage == "truncate":
         dd.faiss.write_bytes(dd.faiss.read_bytes()[:100])
     else:
-        st = Store.open(db)
-        st.set_meta(generation=str(st.generation + 5))
-    with caplog.at_level("WARNING", logger="pixseek"):
-        with Engine.open(db, embedder=tiny) as eng:
-            got = [(r.id, round(r.score, 5)) for r in eng.image(probe, k=10)]
+        with Store.open(db) as st:
+            st.set_meta(generation=str(st.generation + 5))
+    with caplog.at_level("WARNING", logger="pixseek"), Engine.open(db, encoder=tiny) as eng:
+        got = [(r.id, round(r.score, 5)) for r in eng.image(probe, k=10)]
     assert got == want
     assert "rebuilding it from the database" in caplog.text
-    from index.vectors import VectorIndex
+    from pixseek.store.vectors import VectorIndex
 
-    VectorIndex.load_file(Store.open(db))  # repaired file is in sync now
+    with Store.open(db) as st:
+        VectorIndex.load_file(st)  # repaired file is in sync now

@@ -1,4 +1,5 @@
 """An indexer killed mid-run (kill -9 or Ctrl-C) loses nothing, and the re-run completes the job."""
+
 from __future__ import annotations
 
 import os
@@ -12,23 +13,40 @@ import numpy as np
 import pytest
 from imagegen import make_corpus
 
-from index.indexer import Indexer
-from index.store import Store, peek_count
-from index.vectors import VectorIndex
+from pixseek.index.indexer import Indexer
+from pixseek.store.database import Store, peek_count
+from pixseek.store.vectors import VectorIndex
 
-ROOT = Path(__file__).resolve().parent.parent
 N = 160
 
 
 def _start(root: Path, db: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ)
     return subprocess.Popen(
-        [sys.executable, "-m", "pixseek.cli", "index", str(root), "--db", str(db), "--model", "tiny-random",
-         "--batch-size", "4", "--workers", "1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pixseek",
+            "index",
+            str(root),
+            "--db",
+            str(db),
+            "--model",
+            "tiny-random",
+            "--batch-size",
+            "4",
+            "--workers",
+            "1",
+        ],
+        cwd=db.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         # A runner started in the background (no job control) passes SIGINT on as ignored, and Python
         # then never turns it into KeyboardInterrupt: give the indexer the default disposition.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def _wait_for_rows(proc, db: Path, at_least: int, timeout: float = 180) -> int:
@@ -70,7 +88,7 @@ def _check_complete(db: Path, root: Path, clean: dict[str, np.ndarray]):
 @pytest.fixture
 def clean_vectors(big_corpus, tmp_path, tiny):
     db = tmp_path / "clean"
-    Indexer(db, embedder=tiny).run([big_corpus])
+    Indexer(db, encoder=tiny).run([big_corpus])
     st = Store.open(db)
     out = {r[0]: st.vector(r[1]) for r in st.conn.execute("SELECT path, id FROM images")}
     st.close()
@@ -82,10 +100,10 @@ def test_kill_9_mid_run_then_rerun_completes(big_corpus, tmp_path, tiny, clean_v
     proc = _start(big_corpus, db)
     seen = _wait_for_rows(proc, db, 8)
     proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
+    proc.communicate(timeout=30)  # waits, and closes its pipes
     partial = peek_count(db)
     assert 8 <= seen <= partial < N, (seen, partial)
-    s = Indexer(db, embedder=tiny).run([big_corpus])
+    s = Indexer(db, encoder=tiny).run([big_corpus])
     assert s.added == N - partial and s.unchanged == partial and s.failed == 0
     _check_complete(db, big_corpus, clean_vectors)
 
@@ -100,6 +118,6 @@ def test_ctrl_c_exits_130_and_keeps_work(big_corpus, tmp_path, tiny, clean_vecto
     assert err.strip().endswith("Interrupted: work committed so far is kept; run the same command again to resume.")
     partial = peek_count(db)
     assert 8 <= partial < N
-    s = Indexer(db, embedder=tiny).run([big_corpus])
+    s = Indexer(db, encoder=tiny).run([big_corpus])
     assert s.added == N - partial
     _check_complete(db, big_corpus, clean_vectors)

@@ -1,4 +1,5 @@
 """The model registry: specs, local checkpoints, safety, offline errors, model ids."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,17 +12,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from index import models
-from index.embed import Embedder
-from index.errors import CheckpointError, ModelUnavailableError, UnknownModelError
+from pixseek.errors import CheckpointError, ModelUnavailableError, UnknownModelError
+from pixseek.models import load_torch, openclip
+from pixseek.models import registry as models
 
 
 def _tiny_state(seed: int):
-    import open_clip
-
-    models._register_configs()
-    torch.manual_seed(seed)
-    m = open_clip.create_model("pixseek-vit-tiny", pretrained=None)
+    m = openclip.create("pixseek-vit-tiny", seed=seed)
     return {k: v.contiguous() for k, v in m.state_dict().items()}
 
 
@@ -54,19 +51,21 @@ def test_unknown_specs_have_clear_messages(tmp_path):
 def test_pretrained_tag_offline_is_one_fast_line():
     t0 = time.perf_counter()
     with pytest.raises(ModelUnavailableError) as e:
-        models.load("ViT-B-32:laion2b_s34b_b79k", "cpu")
+        load_torch("ViT-B-32:laion2b_s34b_b79k", "cpu")
     assert time.perf_counter() - t0 < 30  # no minute of download retries
-    assert str(e.value) == ("cannot download weights for ViT-B-32:laion2b_s34b_b79k: no network and no cached "
-                            "copy; point --model at a local file, e.g. "
-                            "--model ViT-B-32:/path/to/open_clip_model.safetensors")
+    assert str(e.value) == (
+        "cannot download weights for ViT-B-32:laion2b_s34b_b79k: no network and no cached "
+        "copy; point --model at a local file, e.g. "
+        "--model ViT-B-32:/path/to/open_clip_model.safetensors"
+    )
     assert "\n" not in str(e.value)
 
 
 def test_local_safetensors_with_config_beside(tmp_path, tiny):
     ck = tmp_path / "mine.safetensors"
     save_file(_tiny_state(0), ck)
-    shutil.copy(models.CONFIGS_DIR / "pixseek-vit-tiny.json", tmp_path / "mine.json")
-    emb = Embedder.from_spec(str(ck), "cpu")
+    shutil.copy(models.configs_dir() / "pixseek-vit-tiny.json", tmp_path / "mine.json")
+    emb = load_torch(str(ck), "cpu")
     digest = hashlib.sha256(ck.read_bytes()).hexdigest()
     assert emb.model_id == f"mine.safetensors#{digest[:12]}"
     assert emb.dim == 128 and emb.image_size == 64
@@ -78,14 +77,14 @@ def test_local_safetensors_with_config_beside(tmp_path, tiny):
 def test_arch_colon_state_dict_and_local_dir(tmp_path):
     pt = tmp_path / "weights.pt"
     torch.save(_tiny_state(1), pt)
-    emb = Embedder.from_spec(f"pixseek-vit-tiny:{pt}", "cpu")
+    emb = load_torch(f"pixseek-vit-tiny:{pt}", "cpu")
     assert emb.model_id.startswith("pixseek-vit-tiny:weights.pt#")
     d = tmp_path / "folder"
     d.mkdir()
     save_file(_tiny_state(1), d / "open_clip_model.safetensors")
-    cfg = json.loads((models.CONFIGS_DIR / "pixseek-vit-tiny.json").read_text())
+    cfg = json.loads((models.configs_dir() / "pixseek-vit-tiny.json").read_text())
     (d / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg}))
-    emb2 = Embedder.from_spec(str(d), "cpu")
+    emb2 = load_torch(str(d), "cpu")
     t = ["red"]
     assert np.allclose(emb.encode_texts(t), emb2.encode_texts(t), atol=1e-5)
 
@@ -108,9 +107,10 @@ def test_malicious_pickle_is_refused_not_run(tmp_path):
     state["payload"] = _Evil()
     torch.save(state, pt)
     with pytest.raises(CheckpointError) as e:
-        models.load(f"pixseek-vit-tiny:{pt}", "cpu")
-    assert str(e.value) == (f"cannot load checkpoint {pt}: it is not a plain tensor state dict "
-                            "(refusing to unpickle arbitrary objects)")
+        load_torch(f"pixseek-vit-tiny:{pt}", "cpu")
+    assert str(e.value) == (
+        f"cannot load checkpoint {pt}: it is not a plain tensor state dict (refusing to unpickle arbitrary objects)"
+    )
     assert not os.path.exists(marker)
 
 
@@ -118,7 +118,7 @@ def test_checkpoint_for_another_architecture_is_refused(tmp_path):
     pt = tmp_path / "wrong.pt"
     torch.save({"visual.conv1.weight": torch.zeros(3, 3)}, pt)
     with pytest.raises(CheckpointError) as e:
-        models.load(f"pixseek-vit-tiny:{pt}", "cpu")
+        load_torch(f"pixseek-vit-tiny:{pt}", "cpu")
     assert str(e.value).startswith(f"cannot load checkpoint {pt}: ")
 
 

@@ -1,4 +1,5 @@
 """The search API over an index built by the tiny model."""
+
 from __future__ import annotations
 
 import io
@@ -8,15 +9,15 @@ import pytest
 from imagegen import draw, encode, save
 from PIL import Image
 
-from index.errors import EmptyIndexError, IndexNotFoundError, NotFoundError, QueryError, QueryImageError
-from index.store import Store
-from search import Engine, Result, Term, build_terms
-from search.query import split_weight
+from pixseek.errors import EmptyIndexError, IndexNotFoundError, NotFoundError, QueryError, QueryImageError
+from pixseek.search import Engine, Result, Term, build_terms
+from pixseek.search.query import split_weight
+from pixseek.store import Store
 
 
 def test_each_image_finds_itself_first(index_dir, tiny):
     db, corpus = index_dir
-    with Engine.open(db, embedder=tiny) as eng:
+    with Engine.open(db, encoder=tiny) as eng:
         for p in sorted(corpus.rglob("*.*")):
             top = eng.image(p, k=3)
             assert top[0].path == str(p)
@@ -26,7 +27,7 @@ def test_each_image_finds_itself_first(index_dir, tiny):
 
 def test_resized_and_reencoded_copies_rank_in_top3(index_dir, tiny, tmp_path):
     db, corpus = index_dir
-    with Engine.open(db, embedder=tiny) as eng:
+    with Engine.open(db, encoder=tiny) as eng:
         for p in sorted(corpus.rglob("*.*")):
             img = Image.open(p).convert("RGB")
             small = img.resize((img.width // 2, img.height // 2), Image.BICUBIC)
@@ -38,7 +39,7 @@ def test_resized_and_reencoded_copies_rank_in_top3(index_dir, tiny, tmp_path):
 
 def test_result_fields_and_k(index_dir, tiny):
     db, corpus = index_dir
-    with Engine.open(db, embedder=tiny) as eng:
+    with Engine.open(db, encoder=tiny) as eng:
         res = eng.text("a red circle", k=5)
         assert [r.rank for r in res] == [1, 2, 3, 4, 5]
         assert all(res[i].score >= res[i + 1].score for i in range(4))
@@ -51,11 +52,14 @@ def test_result_fields_and_k(index_dir, tiny):
         assert {x.id for x in page2}.isdisjoint({x.id for x in res})
 
 
-def test_similar_excludes_itself_and_needs_no_model(index_dir):
+def test_similar_excludes_itself_and_needs_no_model(index_dir, monkeypatch):
     db, corpus = index_dir
+    import pixseek.search.engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "for_queries", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr(engine_mod, "load_torch", lambda *a, **k: pytest.fail("model loaded"))
     with Engine.open(db) as eng:
         res = eng.similar(3, k=5)
-        assert eng._embedder is None
         assert len(res) == 5 and 3 not in [r.id for r in res]
         with pytest.raises(NotFoundError, match="no image with id 9999 in the index"):
             eng.similar(9999)
@@ -64,14 +68,14 @@ def test_similar_excludes_itself_and_needs_no_model(index_dir):
 def test_combined_terms_and_negation(index_dir, tiny):
     db, corpus = index_dir
     imgs = sorted(corpus.rglob("*.png"))
-    with Engine.open(db, embedder=tiny) as eng:
-        a = eng.embedder.encode_images([Image.open(imgs[0]).convert("RGB")])[0]
-        t = eng.embedder.encode_texts(["at night"])[0]
+    with Engine.open(db, encoder=tiny) as eng:
+        a = eng.encoder.encode_images([Image.open(imgs[0]).convert("RGB")])[0]
+        t = eng.encoder.encode_texts(["at night"])[0]
         q = eng.encode_terms([Term("image", str(imgs[0]), 0.7), Term("text", "at night", 0.3)])
         expect = 0.7 * a + 0.3 * t
         assert np.allclose(q, expect / np.linalg.norm(expect), atol=1e-5)
         neg = eng.encode_terms(build_terms(["a dog"], [], ["a cat::0.5"]))
-        d, c = eng.embedder.encode_texts(["a dog", "a cat"])
+        d, c = eng.encoder.encode_texts(["a dog", "a cat"])
         expect = d - 0.5 * c
         assert np.allclose(neg, expect / np.linalg.norm(expect), atol=1e-5)
         # two images: the result ranks both queried images at the top
@@ -81,7 +85,7 @@ def test_combined_terms_and_negation(index_dir, tiny):
 
 def test_min_score_gives_honest_empty_result(index_dir, tiny):
     db, _ = index_dir
-    with Engine.open(db, embedder=tiny) as eng:
+    with Engine.open(db, encoder=tiny) as eng:
         assert eng.text("anything", k=10, min_score=1.01) == []
 
 
@@ -94,7 +98,7 @@ def test_weight_syntax():
 
 def test_query_errors(index_dir, tiny, tmp_path):
     db, _ = index_dir
-    with Engine.open(db, embedder=tiny) as eng:
+    with Engine.open(db, encoder=tiny) as eng:
         with pytest.raises(QueryError, match="^empty query: give a text, --image PATH, or both$"):
             eng.search([], [], [])
         with pytest.raises(QueryError, match="^empty query text$"):
@@ -110,7 +114,10 @@ def test_query_errors(index_dir, tiny, tmp_path):
         assert str(e.value) == f"cannot read query image {bad}: not an image: the content is no format Pillow can read"
         with pytest.raises(QueryImageError) as e:
             eng.image(str(tmp_path / "missing.png"))
-        assert str(e.value) == f"cannot read query image {tmp_path / 'missing.png'}: cannot read: No such file or directory"
+        assert (
+            str(e.value)
+            == f"cannot read query image {tmp_path / 'missing.png'}: cannot read: No such file or directory"
+        )
 
 
 def test_missing_and_empty_index(tmp_path):
@@ -125,11 +132,11 @@ def test_missing_and_empty_index(tmp_path):
 
 def test_refresh_picks_up_new_images(index_dir, tiny, tmp_path):
     db, corpus = index_dir
-    from index.indexer import Indexer
+    from pixseek.index.indexer import Indexer
 
-    with Engine.open(db, embedder=tiny) as eng:
+    with Engine.open(db, encoder=tiny) as eng:
         new = save(draw(777), corpus / "late.png")
-        Indexer(db, embedder=tiny).run([corpus])
+        Indexer(db, encoder=tiny).run([corpus])
         assert eng.refresh() is True
         assert eng.image(new, k=1)[0].path == str(new)
         assert eng.refresh() is False

@@ -1,4 +1,5 @@
 """The bundled model (pixseek-emoji): the default, meaningful on the bundled samples, stable figures."""
+
 from __future__ import annotations
 
 import json
@@ -7,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.embed import Embedder
-from index.indexer import Indexer
-from index.models import default_model_spec, resolve
-from search import Engine
-from train.evaluate import evaluate
+from pixseek.index.indexer import Indexer
+from pixseek.models import default_model_spec, load_torch, resolve
+from pixseek.search import Engine
+from pixseek.train.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "emoji-mini"
@@ -20,7 +20,7 @@ SAMPLES = ROOT / "samples" / "twemoji"
 # query -> a file that must be in the top 5 over the bundled samples
 SEMANTIC = {
     "dog": "dog-face.png",
-    "puppy": "dog.png",                 # a paraphrase: the pretrained text tower at work
+    "puppy": "dog.png",  # a paraphrase: the pretrained text tower at work
     "a slice of pizza": "slice-of-pizza.png",
     "hamburger": "hamburger.png",
     "red heart": "heavy-black-heart.png",
@@ -34,7 +34,7 @@ SEMANTIC = {
 
 @pytest.fixture(scope="module")
 def shipped():
-    return Embedder.from_spec("pixseek-emoji", "cpu")
+    return load_torch("pixseek-emoji", "cpu")
 
 
 def test_it_is_the_default_and_small():
@@ -46,21 +46,21 @@ def test_it_is_the_default_and_small():
 @pytest.fixture(scope="module")
 def samples_index(tmp_path_factory, shipped):
     db = tmp_path_factory.mktemp("samples") / "db"
-    s = Indexer(db, embedder=shipped).run([SAMPLES])
+    s = Indexer(db, encoder=shipped).run([SAMPLES])
     assert s.failed == 0 and s.total == len(list(SAMPLES.glob("*.png")))
     return db
 
 
 @pytest.mark.parametrize("query, expected", sorted(SEMANTIC.items()))
 def test_text_queries_find_the_right_emoji(samples_index, shipped, query, expected):
-    with Engine.open(samples_index, embedder=shipped) as eng:
+    with Engine.open(samples_index, encoder=shipped) as eng:
         top = [r.name for r in eng.text(query, k=5)]
     assert expected in top, (query, top)
 
 
 def test_eval_regression_on_fixture(shipped):
     want = json.loads((FIXTURE / "expected.json").read_text())
-    got = evaluate(None, FIXTURE / "manifest.jsonl", embedder=shipped)
+    got = evaluate(None, FIXTURE / "manifest.jsonl", encoder=shipped)
     assert got["model"] == want["model"]
     assert got["gallery"] == want["gallery"] == 48
     for part in ("trained", "heldout"):
@@ -71,11 +71,11 @@ def test_eval_regression_on_fixture(shipped):
 
 
 def test_onnx_text_encoder_matches_torch(shipped):
-    from index.export import export_query_encoders
-    from search.fast_encoder import FastEncoder
+    from pixseek.models.export import export, read_export
+    from pixseek.models.onnx_encoder import OnnxEncoder
 
-    export_query_encoders(shipped.m)
-    fast = FastEncoder.load(shipped.model_id)
-    assert fast is not None and fast.has_text
+    export(shipped)
+    fast = OnnxEncoder(*read_export(shipped.model_id))
+    assert fast.has_text
     texts = ["dog", "a slice of pizza  with   cheese", "Fish &amp; chips", "x" * 300]
     assert np.allclose(fast.encode_texts(texts), shipped.encode_texts(texts), atol=2e-4)

@@ -1,4 +1,5 @@
 """Schema migrations, the data-dir lock, and image decoding details."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -9,11 +10,11 @@ import pytest
 from imagegen import draw, encode, jpeg_with_orientation
 from PIL import Image
 
-from index.decode import decode_bytes
-from index.errors import DatabaseTooNewError, ImageError, IndexLockedError
-from index.lock import DirLock
-from index.paths import DataDir
-from index.store import MIGRATIONS, SCHEMA_VERSION, Store
+from pixseek.decode import decode_bytes
+from pixseek.errors import DatabaseTooNewError, ImageError, IndexLockedError
+from pixseek.store.database import MIGRATIONS, SCHEMA_VERSION, Store
+from pixseek.store.lock import DirLock
+from pixseek.store.paths import DataDir
 
 
 def test_migrations_are_recorded(tmp_path):
@@ -33,8 +34,10 @@ def test_newer_database_is_refused(tmp_path):
     con.close()
     with pytest.raises(DatabaseTooNewError) as e:
         Store.open(tmp_path / "d")
-    assert str(e.value) == (f"database {tmp_path / 'd' / 'pixseek.db'} has schema migrations this pixseek "
-                            "does not know (m999_from_the_future): it was written by a newer pixseek; upgrade pixseek")
+    assert str(e.value) == (
+        f"database {tmp_path / 'd' / 'pixseek.db'} has schema migrations this pixseek "
+        "does not know (m999_from_the_future): it was written by a newer pixseek; upgrade pixseek"
+    )
 
 
 def test_data_dir_env_and_db_file_path(tmp_path, monkeypatch):
@@ -48,22 +51,24 @@ def test_data_dir_env_and_db_file_path(tmp_path, monkeypatch):
 def test_second_writer_is_refused(tmp_path):
     dd = DataDir.resolve(tmp_path / "d")
     dd.create()
-    with DirLock(dd):
-        with pytest.raises(IndexLockedError, match=r"^another pixseek index \(pid \d+\) is writing to "):
-            with DirLock(dd):
-                pass
+    with (
+        DirLock(dd),
+        pytest.raises(IndexLockedError, match=r"^another pixseek index \(pid \d+\) is writing to "),
+        DirLock(dd),
+    ):
+        pass
     with DirLock(dd):  # released
         pass
 
 
 def test_exif_orientation_rotates_pixels():
     img = Image.new("RGB", (80, 40), "white")
-    img.paste((255, 0, 0), (0, 0, 40, 40))       # left half red
+    img.paste((255, 0, 0), (0, 0, 40, 40))  # left half red
     d = decode_bytes(jpeg_with_orientation(img, 6))  # 6 = rotate 90 clockwise for display
     assert (d.width, d.height) == (40, 80) and d.image.size == (40, 80)
     top = np.asarray(d.image)[5, 20]
     bottom = np.asarray(d.image)[75, 20]
-    assert top[0] > 200 and top[1] < 60           # red ends up on top
+    assert top[0] > 200 and top[1] < 60  # red ends up on top
     assert bottom.min() > 200
 
 
@@ -91,5 +96,6 @@ def test_jpeg_draft_decodes_smaller_but_reports_full_size():
 def test_pixel_cap():
     with pytest.raises(ImageError) as e:
         decode_bytes(encode(draw(3, (300, 300)), "PNG"), max_pixels=1000)
-    assert str(e.value) == ("too many pixels: 300x300 = 90,000 > cap 1,000 "
-                            "(decompression bomb guard; raise it with --max-pixels)")
+    assert str(e.value) == (
+        "too many pixels: 300x300 = 90,000 > cap 1,000 (decompression bomb guard; raise it with --max-pixels)"
+    )

@@ -1,34 +1,19 @@
 """The search page's logic through Streamlit's AppTest (no browser): every state the page can be in."""
+
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import time
+from importlib import resources
 from pathlib import Path
 
-import pytest
+from imagegen import make_corpus
 from streamlit.testing.v1 import AppTest
 
-from imagegen import make_corpus
-from index.indexer import Indexer
+from pixseek.index.indexer import Indexer
 
-APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")
+APP = str(resources.files("pixseek.ui") / "app.py")
 CARD = re.compile(r"^\*\*(?P<score>-?[\d.]+)\*\* · (?P<name>.+)$")
-
-
-@pytest.fixture
-def ui_index(tmp_path, tiny):
-    root = tmp_path / "photos"
-    make_corpus(root, 24)                                  # set0..set2, .jpg/.png/.webp
-    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    old = time.mktime(dt.datetime(2018, 5, 5, 12).timetuple())
-    for p in sorted((root / "set2").iterdir())[:3]:
-        os.utime(p, (old, old))
-    db = tmp_path / "db"
-    s = Indexer(db, embedder=tiny, batch_size=8).run([root])
-    assert (s.added, s.failed) == (24, 1)
-    return db, root
 
 
 def _app(db, monkeypatch, query: str | None = None) -> AppTest:
@@ -53,9 +38,11 @@ def _folders(at: AppTest) -> list[str]:
 
 
 def _service(db):
-    from ui.service import Service
+    """The page's Service for ``db``: Streamlit's resource cache hands the test the instance the page uses."""
+    from pixseek.search.uploads import DEFAULT_MAX_UPLOAD_BYTES
+    from pixseek.ui.page import service
 
-    return Service.instances[str(Path(db).absolute())]
+    return service(str(Path(db).absolute()), DEFAULT_MAX_UPLOAD_BYTES)
 
 
 def _ok(at: AppTest) -> None:
@@ -97,8 +84,8 @@ def test_text_search_pages_without_re_encoding(ui_index, monkeypatch):
     _ok(at)
     more = _cards(at)
     assert len(more) == 24 and more[:12] == cards
-    assert svc.encodes == encodes                       # paging re-used the query vector
-    assert not [b for b in at.button if b.key == "load-more"]   # all 24 shown: no more to load
+    assert svc.encodes == encodes  # paging re-used the query vector
+    assert not [b for b in at.button if b.key == "load-more"]  # all 24 shown: no more to load
     assert at.query_params["q"] == "a red square"
 
 
@@ -110,8 +97,9 @@ def test_link_with_query_and_threshold_no_good_match(ui_index, monkeypatch):
     at.sidebar.slider(key="min_score").set_value(0.99).run()
     _ok(at)
     assert not _cards(at)
-    assert at.warning[0].value == ("No good match: nothing scored 0.99 or more. "
-                                   "Lower the minimum score or describe it differently.")
+    assert at.warning[0].value == (
+        "No good match: nothing scored 0.99 or more. Lower the minimum score or describe it differently."
+    )
 
 
 def test_upload_finds_itself_and_bad_upload_is_one_line(ui_index, monkeypatch):
@@ -135,7 +123,7 @@ def test_upload_finds_itself_and_bad_upload_is_one_line(ui_index, monkeypatch):
     assert at2.error[0].value.startswith("cannot use holiday.png: not a supported image: the content is none of")
     assert not _cards(at2)
     n = len(list(Path(db).rglob("*")))
-    assert n == len(list(Path(db).rglob("*")))            # uploads never land in the data dir
+    assert n == len(list(Path(db).rglob("*")))  # uploads never land in the data dir
 
 
 def test_more_like_this_and_clear(ui_index, monkeypatch):
@@ -148,7 +136,7 @@ def test_more_like_this_and_clear(ui_index, monkeypatch):
     banner = next(m.value for m in at.main.markdown if m.value.startswith("More like **"))
     assert banner.startswith(f"More like **{first}**")
     cards = _cards(at)
-    assert first not in [n for _, n in cards] and len(cards) == 23   # itself excluded
+    assert first not in [n for _, n in cards] and len(cards) == 23  # itself excluded
     assert at.text_input(key="q").value == ""
     assert at.query_params["like"] == key.split("-")[1]
     at.button(key="clear-like").click().run()
@@ -177,7 +165,7 @@ def test_filters_narrow_before_ranking(ui_index, monkeypatch):
     at.sidebar.selectbox(key="f_folder").set_value(str(root / "set1")).run()
     _ok(at)
     assert len(_cards(at)) == 8 and set(_folders(at)) == {str(root / "set1")}
-    at.sidebar.multiselect(key="f_types").set_value(["PNG"]).run()   # set1 holds only PNGs
+    at.sidebar.multiselect(key="f_types").set_value(["PNG"]).run()  # set1 holds only PNGs
     assert len(_cards(at)) == 8
     at.sidebar.multiselect(key="f_types").set_value(["WEBP"]).run()
     assert not _cards(at)
@@ -201,8 +189,8 @@ def test_new_images_appear_after_indexing(ui_index, monkeypatch, tiny):
     svc = _service(db)
     reloads = svc.reloads
     new = make_corpus(root / "new", 4, start=100, subdirs=False)
-    Indexer(db, embedder=tiny, batch_size=8).run([root])
-    at.run()                                              # the page notices the new generation
+    Indexer(db, encoder=tiny, batch_size=8).run([root])
+    at.run()  # the page notices the new generation
     at.sidebar.selectbox(key="f_folder").set_value(str(root / "new")).run()
     _ok(at)
     assert sorted(n for _, n in _cards(at)) == sorted(p.name for p in new)
@@ -213,8 +201,10 @@ def test_new_images_appear_after_indexing(ui_index, monkeypatch, tiny):
 def test_bad_links_are_messages_not_tracebacks(ui_index, monkeypatch):
     db, _ = ui_index
     monkeypatch.setenv("PIXSEEK_DB", str(db))
-    for like, message in (("../../etc/passwd", "The link names no image: `like` must be an image id."),
-                          ("999999", "image 999999 is no longer in the index")):
+    for like, message in (
+        ("../../etc/passwd", "The link names no image: `like` must be an image id."),
+        ("999999", "image 999999 is no longer in the index"),
+    ):
         at = AppTest.from_file(APP, default_timeout=120)
         at.query_params["like"] = like
         at.run()

@@ -4,6 +4,7 @@ Runs over the bundled model and sample pictures (plus a copy of some of them in 
 the folder filter). Screenshots land in tests/artifacts/; the README's screenshot is one of them.
 If the browser cannot start, the test fails: it never skips.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "twemoji"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = os.environ.get("PIXSEEK_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # Every result picture in the grid, loaded (natural width > 0), in page order.
 LOADED = """(min) => {
@@ -42,7 +50,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """`pixseek ui` over the samples, indexed with the bundled model; yields (url, extra folder)."""
-    from index.indexer import Indexer
+    from pixseek.index.indexer import Indexer
 
     base = tmp_path_factory.mktemp("ui-browser")
     extra = base / "extra"
@@ -54,10 +62,15 @@ def served(tmp_path_factory):
     assert s.failed == 0 and s.total >= 300
     port = _free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = open(ARTIFACTS / "ui-server.log", "w")
+    log = open(ARTIFACTS / "ui-server.log", "w")  # noqa: SIM115 - open while the server runs, closed below
     pixseek = Path(sys.executable).parent / "pixseek"
-    proc = subprocess.Popen([str(pixseek), "ui", "--db", str(db), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ), start_new_session=True)
+    proc = subprocess.Popen(
+        [str(pixseek), "ui", "--db", str(db), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ),
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
@@ -108,7 +121,7 @@ def test_search_upload_more_like_this_and_filter_in_a_browser(served, browser):
 
 
 def _drive(page, url: str, extra: Path) -> None:
-    main = page.locator('[data-testid="stMain"]')   # (the sidebar's drop-downs have "Open"/"Clear" buttons too)
+    main = page.locator('[data-testid="stMain"]')  # (the sidebar's drop-downs have "Open"/"Clear" buttons too)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url, wait_until="domcontentloaded")
@@ -121,21 +134,26 @@ def _drive(page, url: str, extra: Path) -> None:
     _wait_results(page)
     # Streamlit replaces the page's elements as the rerun streams in: wait for the final first card.
     page.wait_for_function(
-        "(names) => { const i = document.querySelector('[data-testid=\"stMain\"] img[alt$=\".png\"]');"
+        '(names) => { const i = document.querySelector(\'[data-testid="stMain"] img[alt$=".png"]\');'
         " return i && names.includes(i.alt) && i.naturalWidth > 0; }",
-        arg=["dog.png", "dog-face.png", "copy-dog-face.png"], timeout=30_000)
+        arg=["dog.png", "dog-face.png", "copy-dog-face.png"],
+        timeout=30_000,
+    )
     page.screenshot(path=str(ARTIFACTS / "ui-text-search.png"))
     thumb_width = page.evaluate(
-        "() => document.querySelector('[data-testid=\"stMain\"] img[alt$=\".png\"]').naturalWidth")
-    assert 0 < thumb_width <= 320                    # a thumbnail, not the original file
+        '() => document.querySelector(\'[data-testid="stMain"] img[alt$=".png"]\').naturalWidth'
+    )
+    assert 0 < thumb_width <= 320  # a thumbnail, not the original file
 
     # 2. image to image: an uploaded picture finds itself (or its identical copy) first
     box.fill("")
     box.press("Enter")
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(SAMPLES / "red-apple.png"))
     page.wait_for_function(
-        "() => { const i = document.querySelector('[data-testid=\"stMain\"] img[alt$=\".png\"]');"
-        " return i && i.alt.endsWith('red-apple.png') && i.naturalWidth > 0; }", timeout=60_000)
+        '() => { const i = document.querySelector(\'[data-testid="stMain"] img[alt$=".png"]\');'
+        " return i && i.alt.endsWith('red-apple.png') && i.naturalWidth > 0; }",
+        timeout=60_000,
+    )
     page.screenshot(path=str(ARTIFACTS / "ui-upload.png"))
 
     # 3. more like this, from the first result
@@ -154,11 +172,14 @@ def _drive(page, url: str, extra: Path) -> None:
     page.get_by_role("option", name=str(extra), exact=True).click()
     copies = sorted(p.name for p in extra.iterdir())
     page.wait_for_function(
-        "(n) => { const imgs = [...document.querySelectorAll('[data-testid=\"stMain\"] img[alt$=\".png\"]')];"
+        '(n) => { const imgs = [...document.querySelectorAll(\'[data-testid="stMain"] img[alt$=".png"]\')];'
         " return imgs.length === n && imgs.every(i => i.alt.startsWith('copy-') && i.naturalWidth > 0); }",
-        arg=len(copies), timeout=60_000)
+        arg=len(copies),
+        timeout=60_000,
+    )
     names = page.evaluate(
-        "() => [...document.querySelectorAll('[data-testid=\"stMain\"] img[alt$=\".png\"]')].map(i => i.alt)")
+        '() => [...document.querySelectorAll(\'[data-testid="stMain"] img[alt$=".png"]\')].map(i => i.alt)'
+    )
     assert sorted(names) == copies
     page.screenshot(path=str(ARTIFACTS / "ui-folder-filter.png"))
 
@@ -184,10 +205,17 @@ def test_server_serves_no_files_by_path(served):
     import urllib.error
 
     url, _ = served
-    probes = ["/app/static/../../../../etc/passwd", "/app/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
-              "/media/../../../../etc/passwd", "/media/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
-              "/../../../../etc/passwd", "/static/../../../../etc/passwd", "/component/../../../../etc/passwd",
-              "/_stcore/../../../../etc/passwd", "/" + str(SAMPLES / "dog.png")]
+    probes = [
+        "/app/static/../../../../etc/passwd",
+        "/app/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/media/../../../../etc/passwd",
+        "/media/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/../../../../etc/passwd",
+        "/static/../../../../etc/passwd",
+        "/component/../../../../etc/passwd",
+        "/_stcore/../../../../etc/passwd",
+        "/" + str(SAMPLES / "dog.png"),
+    ]
     for path in probes:
         try:
             body = urllib.request.urlopen(url + path, timeout=10).read()

@@ -4,19 +4,29 @@ The page serves pictures by index id only (thumbnails made from rows of the data
 throw traversal strings at the link parameters, both text boxes, the upload (its name and content)
 and the folder filter, and check that every picture shown is an indexed one under the indexed root.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_ui_app import APP, _cards, _folders
 
-from search.filters import Filter
-from test_ui_app import APP, _cards, _folders, ui_index  # noqa: F401 - fixture
+from pixseek.store.filters import Filter
 
-TRAVERSALS = ["../../../../etc/passwd", "/etc/passwd", "..%2f..%2fetc%2fpasswd", "....//....//etc/passwd",
-              "file:///etc/passwd", "C:\\Windows\\win.ini", "/proc/self/environ", "~/.ssh/id_rsa",
-              "\x00/etc/passwd", "1 OR 1=1; DROP TABLE images; --"]
+TRAVERSALS = [
+    "../../../../etc/passwd",
+    "/etc/passwd",
+    "..%2f..%2fetc%2fpasswd",
+    "....//....//etc/passwd",
+    "file:///etc/passwd",
+    "C:\\Windows\\win.ini",
+    "/proc/self/environ",
+    "~/.ssh/id_rsa",
+    "\x00/etc/passwd",
+    "1 OR 1=1; DROP TABLE images; --",
+]
 ATTEMPTS = {"count": 0}
 
 
@@ -53,27 +63,27 @@ def test_text_boxes_and_upload(ui_index, monkeypatch):
     real = (root / "set0" / "img0000.jpg").read_bytes()
     for name in TRAVERSALS:
         at = AppTest.from_file(APP, default_timeout=120).run()
-        at.file_uploader[0].upload(name + ".jpg", real, "image/jpeg").run()   # a hostile name is only a label
+        at.file_uploader[0].upload(name + ".jpg", real, "image/jpeg").run()  # a hostile name is only a label
         ATTEMPTS["count"] += 1
         _shown_inside(at, root)
         assert _cards(at)[0][1] == "img0000.jpg"
         at = AppTest.from_file(APP, default_timeout=120).run()
-        at.file_uploader[0].upload(name, real, "image/jpeg").run()            # no extension: the bytes decide
+        at.file_uploader[0].upload(name, real, "image/jpeg").run()  # no extension: the bytes decide
         ATTEMPTS["count"] += 1
         _shown_inside(at, root)
         assert _cards(at)[0][1] == "img0000.jpg"
         at2 = AppTest.from_file(APP, default_timeout=120).run()
-        at2.file_uploader[0].upload("x.png", name.encode(), "image/png").run()   # a path as the content
+        at2.file_uploader[0].upload("x.png", name.encode(), "image/png").run()  # a path as the content
         ATTEMPTS["count"] += 1
         assert not _cards(at2) and at2.error[0].value.startswith("cannot use x.png: not a supported image")
     assert not list(Path(db).rglob("*.jpg")) and not list(Path(db).rglob("*.png"))  # nothing written
 
 
 def test_folder_filter_outside_the_index_selects_nothing(ui_index, tiny):
-    from search.engine import Engine
+    from pixseek.search.engine import Engine
 
     db, root = ui_index
-    with Engine.open(db, embedder=tiny) as eng:
+    with Engine.open(db, encoder=tiny) as eng:
         q = eng.encode_text("x")
         for folder in ("/etc", "/", str(root / ".." / ".." / "etc"), str(root) + "/../" + root.name + "/../etc"):
             ATTEMPTS["count"] += 1

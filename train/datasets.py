@@ -13,6 +13,7 @@ The emoji split is fixed and documented: a base emoji (with all its skin-tone va
 when the first byte of sha1(unified code) is below 20 % of 256 (51), i.e. about 20 % of concepts are
 never trained on.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,11 +24,12 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
-from index.errors import PixseekError
+from pixseek.errors import DatasetError
+from pixseek.fileio import atomic_write
 
 EMOJI_VERSION = "16.0.0"
 EMOJI_PACKAGES = {
@@ -38,16 +40,17 @@ EMOJI_PACKAGES = {
 STYLES = ("twitter", "google")
 HELDOUT_BELOW = 51  # first sha1 byte < 51 -> held out (51/256 = 19.9 %)
 SKIN_TONES = {
-    "1F3FB": "light skin tone", "1F3FC": "medium-light skin tone", "1F3FD": "medium skin tone",
-    "1F3FE": "medium-dark skin tone", "1F3FF": "dark skin tone",
+    "1F3FB": "light skin tone",
+    "1F3FC": "medium-light skin tone",
+    "1F3FD": "medium skin tone",
+    "1F3FE": "medium-dark skin tone",
+    "1F3FF": "dark skin tone",
 }
-ATTRIBUTION = ("Twemoji graphics (c) Twitter, Inc and other contributors, licensed CC-BY 4.0 "
-               "(https://creativecommons.org/licenses/by/4.0/); Noto Emoji (c) Google, Apache-2.0; "
-               "emoji metadata from emoji-datasource (MIT, iamcal).")
-
-
-class DatasetError(PixseekError):
-    """A dataset could not be fetched or read."""
+ATTRIBUTION = (
+    "Twemoji graphics (c) Twitter, Inc and other contributors, licensed CC-BY 4.0 "
+    "(https://creativecommons.org/licenses/by/4.0/); Noto Emoji (c) Google, Apache-2.0; "
+    "emoji metadata from emoji-datasource (MIT, iamcal)."
+)
 
 
 @dataclass
@@ -65,7 +68,7 @@ def concept_split(concept: str) -> str:
     return "heldout" if hashlib.sha1(concept.upper().encode()).digest()[0] < HELDOUT_BELOW else "train"
 
 
-def emoji_captions(name: str, short_names: Iterable[str], subcategory: str, tones: list[str] = ()) -> list[str]:
+def emoji_captions(name: str, short_names: Iterable[str], subcategory: str, tones: Iterable[str] = ()) -> list[str]:
     name = name.lower().strip()
     tone = ", ".join(tones)
     base = f"{name}, {tone}" if tone else name
@@ -94,8 +97,13 @@ def _npm_pack(package: str, dest: Path) -> Path:
     if shutil.which("npm") is None:
         raise DatasetError("the npm client is needed to fetch the emoji dataset (install Node.js/npm)")
     try:
-        out = subprocess.run(["npm", "pack", f"{package}@{EMOJI_VERSION}", "--silent"], cwd=dest,
-                             capture_output=True, text=True, timeout=600)
+        out = subprocess.run(
+            ["npm", "pack", f"{package}@{EMOJI_VERSION}", "--silent"],
+            cwd=dest,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     except subprocess.TimeoutExpired:
         raise DatasetError(f"npm pack {package} timed out") from None
     if out.returncode != 0:
@@ -124,8 +132,10 @@ def fetch_emoji(dest: Path, tarballs: Path | None = None, progress: bool = False
             packs[key] = local if local and local.is_file() else _npm_pack(package, tmpdir)
         try:
             with tarfile.open(packs["data"]) as tar:
-                member = tar.getmember("package/emoji.json")
-                emoji = json.load(tar.extractfile(member))
+                data = tar.extractfile(tar.getmember("package/emoji.json"))
+                if data is None:
+                    raise KeyError("package/emoji.json is not a file")
+                emoji = json.load(data)
         except (tarfile.TarError, KeyError, ValueError) as e:
             raise DatasetError(f"cannot read emoji.json from {packs['data']}: {e}") from None
         for style in STYLES:
@@ -133,18 +143,19 @@ def fetch_emoji(dest: Path, tarballs: Path | None = None, progress: bool = False
             out_dir.mkdir(exist_ok=True)
             prefix = f"package/img/{style}/64/"
             with tarfile.open(packs[style]) as tar:
-                for m, name in _safe_members(tar, lambda n: n[len(prefix):] if n.startswith(prefix) else None):
+                for m, name in _safe_members(
+                    tar, lambda n, prefix=prefix: n[len(prefix) :] if n.startswith(prefix) else None
+                ):
                     if "/" in name or not name.endswith(".png"):
                         continue
-                    rgba = Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGBA")
+                    member = tar.extractfile(m)
+                    if member is None:
+                        continue
+                    rgba = Image.open(io.BytesIO(member.read())).convert("RGBA")
                     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                     Image.alpha_composite(white, rgba).convert("RGB").save(out_dir / name, optimize=True)
     rows = list(_emoji_rows(emoji, dest))
-    tmp_manifest = manifest.with_suffix(".tmp")
-    with open(tmp_manifest, "w") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp_manifest, manifest)
+    atomic_write(manifest, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     (dest / "ATTRIBUTION.txt").write_text(ATTRIBUTION + "\n")
     (dest / "COMPLETE").write_text(EMOJI_VERSION + "\n")
     return manifest
@@ -155,7 +166,7 @@ def _emoji_rows(emoji: list[dict], dest: Path) -> Iterator[dict]:
         concept = e["unified"].upper()
         split = concept_split(concept)
         name = e.get("name") or e.get("short_name", "")
-        variants = [(e["image"], [], concept, "base")]
+        variants: list[tuple[str, list[str], str, str]] = [(e["image"], [], concept, "base")]
         for tone_key, v in (e.get("skin_variations") or {}).items():
             tones = [SKIN_TONES.get(t, t) for t in tone_key.split("-")]
             variants.append((v["image"], tones, v["unified"].upper(), "skin"))
@@ -164,9 +175,18 @@ def _emoji_rows(emoji: list[dict], dest: Path) -> Iterator[dict]:
             for style in STYLES:
                 if not (dest / style / image).is_file():
                     continue
-                yield {"image": f"{style}/{image}", "captions": caps, "concept": concept, "variant": unified,
-                       "kind": kind, "style": style, "license": EMOJI_PACKAGES[style][1], "split": split,
-                       "category": e.get("category", ""), "subcategory": e.get("subcategory", "")}
+                yield {
+                    "image": f"{style}/{image}",
+                    "captions": caps,
+                    "concept": concept,
+                    "variant": unified,
+                    "kind": kind,
+                    "style": style,
+                    "license": EMOJI_PACKAGES[style][1],
+                    "split": split,
+                    "category": e.get("category", ""),
+                    "subcategory": e.get("subcategory", ""),
+                }
 
 
 def read_manifest(path: Path) -> list[Sample]:
@@ -190,10 +210,17 @@ def read_manifest(path: Path) -> list[Sample]:
             except (ValueError, KeyError, TypeError) as e:
                 raise DatasetError(f"{path}:{n}: bad manifest line ({e})") from None
             known = {"image", "caption", "captions", "concept", "style", "license", "split"}
-            out.append(Sample(img if img.is_absolute() else base / img, caps,
-                              str(row.get("concept") or row["image"]), row.get("style", ""),
-                              row.get("license", ""), row.get("split", "train"),
-                              {k: v for k, v in row.items() if k not in known}))
+            out.append(
+                Sample(
+                    img if img.is_absolute() else base / img,
+                    caps,
+                    str(row.get("concept") or row["image"]),
+                    row.get("style", ""),
+                    row.get("license", ""),
+                    row.get("split", "train"),
+                    {k: v for k, v in row.items() if k not in known},
+                )
+            )
     if not out:
         raise DatasetError(f"manifest {path} is empty")
     return out

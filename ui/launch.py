@@ -1,4 +1,5 @@
 """``pixseek ui``: start Streamlit on the search page, bound to this machine unless told otherwise."""
+
 from __future__ import annotations
 
 import errno
@@ -8,8 +9,8 @@ import socket
 import sys
 from pathlib import Path
 
-from index.errors import ServeError
-from index.paths import DataDir
+from pixseek.errors import ServeError
+from pixseek.store import DataDir
 
 APP = Path(__file__).resolve().parent / "app.py"
 
@@ -43,19 +44,38 @@ def check_port(host: str, port: int) -> None:
 def command(db_dir: str, host: str, port: int, max_upload_mb: int) -> list[str]:
     """The Streamlit command line: headless, no usage statistics, no file watcher, no static files."""
     return [
-        sys.executable, "-m", "streamlit", "run", str(APP),
-        "--server.address", host,
-        "--server.port", str(port),
-        "--server.headless", "true",
-        "--server.fileWatcherType", "none",
-        "--server.runOnSave", "false",
-        "--server.enableStaticServing", "false",
-        "--server.maxUploadSize", str(max_upload_mb),
-        "--browser.gatherUsageStats", "false",
-        "--browser.serverAddress", host,
-        "--global.developmentMode", "false",
-        "--client.toolbarMode", "minimal",
-        "--", "--db", db_dir, "--max-upload-mb", str(max_upload_mb),
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--server.runOnSave",
+        "false",
+        "--server.enableStaticServing",
+        "false",
+        "--server.maxUploadSize",
+        str(max_upload_mb),
+        "--browser.gatherUsageStats",
+        "false",
+        "--browser.serverAddress",
+        host,
+        "--global.developmentMode",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+        "--",
+        "--db",
+        db_dir,
+        "--max-upload-mb",
+        str(max_upload_mb),
     ]
 
 
@@ -67,10 +87,8 @@ def launch(db: str | None, *, host: str = "127.0.0.1", port: int = 8501, max_upl
     check_port(host, port)
     root = str(DataDir.resolve(db).root)
     if not _is_loopback(host):
-        print(f"pixseek: serving on {host}: anyone who can reach this address can search {root}",
-              file=sys.stderr)
+        print(f"pixseek: serving on {host}: anyone who can reach this address can search {root}", file=sys.stderr)
     print(f"pixseek: search page for {root} at http://{host}:{port}  (Ctrl-C stops it)", file=sys.stderr)
-    os.environ["PIXSEEK_DB"] = root
     argv = command(root, host, port, max_upload_mb)
     sys.stdout.flush()
     sys.stderr.flush()

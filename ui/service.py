@@ -1,10 +1,11 @@
 """What the page needs from an index, shared by every browser session of one ``pixseek ui`` process.
 
-One :class:`Service` per data dir holds the open :class:`~search.engine.Engine` (model and vectors
+One :class:`Service` per data dir holds the open :class:`~pixseek.search.Engine` (model and vectors
 loaded once) behind a lock, since Streamlit runs each session's script in its own thread. Every page
 run calls :meth:`Service.sync`, which reopens the index if it appeared since and reloads the vectors
 when the indexer has changed them on disk. Images are served by row id only.
 """
+
 from __future__ import annotations
 
 import threading
@@ -13,25 +14,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from index.errors import IndexNotFoundError, NotFoundError
-from index.paths import DataDir
-from index.thumbs import Thumbs
-from search.engine import Engine, Result
-from search.filters import Filter
-from search.query import combine
-from search.stats import collect
-from search.uploads import DEFAULT_MAX_UPLOAD_BYTES, read_upload
+from pixseek.errors import IndexNotFoundError, NotFoundError
+from pixseek.search import Engine, Filter, Result, Term
+from pixseek.search.stats import collect
+from pixseek.search.uploads import DEFAULT_MAX_UPLOAD_BYTES, read_upload
+from pixseek.store import DataDir, ImageRow
+from pixseek.store.thumbs import Thumbs
 
 
 @dataclass(frozen=True)
 class QuerySpec:
     """Everything that determines a query vector (and nothing that only changes the ranking)."""
+
     text: str = ""
     negative: str = ""
     upload: bytes | None = field(default=None, repr=False)
     upload_name: str = ""
-    image_weight: float = 0.5        # share of the picture when both text and picture are given
-    like_id: int | None = None       # "more like this": the stored vector of an indexed image
+    image_weight: float = 0.5  # share of the picture when both text and picture are given
+    like_id: int | None = None  # "more like this": the stored vector of an indexed image
 
     @property
     def empty(self) -> bool:
@@ -44,18 +44,15 @@ class QuerySpec:
 
 
 class Service:
-    instances: dict[str, "Service"] = {}
-
     def __init__(self, db_dir: str | None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES):
         self.data_dir = DataDir.resolve(db_dir)
         self.max_upload_bytes = max_upload_bytes
         self.lock = threading.RLock()
         self.engine: Engine | None = None
         self.thumbs = Thumbs(self.data_dir)
-        self.encodes = 0                  # query vectors computed (a test checks paging re-uses them)
-        self.reloads = 0                  # times the vectors were reloaded after the indexer ran
+        self.encodes = 0  # query vectors computed (paging re-uses the last one)
+        self.reloads = 0  # times the vectors were reloaded after the indexer ran
         self._choices: tuple[int, list[str], list[str]] | None = None
-        Service.instances[str(self.data_dir.root)] = self
 
     # --- the index ------------------------------------------------------------------------------
     def sync(self) -> Engine:
@@ -94,30 +91,43 @@ class Service:
         """The query vector for ``spec``. Raises QueryError / QueryImageError / NotFoundError."""
         with self.lock:
             eng = self.sync()
-            if spec.like_id is not None:
-                v = eng.store.vector(int(spec.like_id))
-                if v is None:
-                    raise NotFoundError(f"image {spec.like_id} is no longer in the index")
-                vecs, weights = [v], [1.0]
-            else:
-                vecs, weights = [], []
-                text = spec.text.strip()
-                if spec.upload is not None:
-                    decoded = read_upload(spec.upload, spec.upload_name or "the upload",
-                                          max_bytes=self.max_upload_bytes, max_pixels=eng.max_pixels)
-                    vecs.append(eng.encode_image(decoded.image))
-                    weights.append(spec.image_weight if text else 1.0)
-                if text:
-                    vecs.append(eng.encode_text(text))
-                    weights.append(1.0 - spec.image_weight if spec.upload is not None else 1.0)
-            if spec.negative.strip():
-                vecs.append(eng.encode_text(spec.negative.strip()))
-                weights.append(-1.0)  # as `pixseek search --not`
+            vector = self.encode_terms(eng, spec)
             self.encodes += 1
-            return combine(vecs, weights)
+            return vector
 
-    def search(self, q: np.ndarray, k: int, *, filter: Filter | None = None, min_score: float | None = None,
-               exclude: tuple[int, ...] = ()) -> tuple[list[Result], float]:
+    def encode_terms(self, eng: Engine, spec: QuerySpec) -> np.ndarray:
+        """The page's inputs as weighted terms, combined by the engine as for the CLI and the API."""
+        terms: list[Term] = []
+        text = spec.text.strip()
+        if spec.like_id is not None:
+            v = eng.store.vector(int(spec.like_id))
+            if v is None:
+                raise NotFoundError(f"image {spec.like_id} is no longer in the index")
+            terms.append(Term("vector", v, 1.0))
+        else:
+            if spec.upload is not None:
+                decoded = read_upload(
+                    spec.upload,
+                    spec.upload_name or "the upload",
+                    max_bytes=self.max_upload_bytes,
+                    max_pixels=eng.max_pixels,
+                )
+                terms.append(Term("image", decoded.image, spec.image_weight if text else 1.0))
+            if text:
+                terms.append(Term("text", text, 1.0 - spec.image_weight if spec.upload is not None else 1.0))
+        if spec.negative.strip():
+            terms.append(Term("text", spec.negative.strip(), -1.0))  # as `pixseek search --not`
+        return eng.encode_terms(terms)
+
+    def search(
+        self,
+        q: np.ndarray,
+        k: int,
+        *,
+        filter: Filter | None = None,
+        min_score: float | None = None,
+        exclude: tuple[int, ...] = (),
+    ) -> tuple[list[Result], float]:
         """(results, seconds) for a query vector; no encoding happens here."""
         t0 = time.perf_counter()
         with self.lock:
@@ -126,11 +136,10 @@ class Service:
 
     def selection_size(self, filter: Filter) -> int:
         with self.lock:
-            where, params = filter.sql()
-            return len(self.sync().store.select_ids(where, params))
+            return self.sync().count(filter)
 
     # --- pictures, by id only -------------------------------------------------------------------
-    def row(self, image_id: int):
+    def row(self, image_id: int) -> ImageRow:
         with self.lock:
             return self.sync().get(int(image_id))
 

@@ -4,27 +4,30 @@ The index file is written atomically (temp file + ``os.replace``) with a JSON si
 database generation, model id, dim and count it was built from, the index type and its tuned search
 parameter. On load both are checked against the database; a missing, corrupt or stale file is rebuilt
 from SQLite (with a logged notice). The index type is exact flat or an ANN type chosen and tuned by
-:mod:`index.ann`; with GPUs present, searches run on a GPU copy of the index.
+:mod:`pixseek.store.ann`; with GPUs present, searches run on a GPU copy of the index.
 """
+
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any
 
 import numpy as np
 
-from . import ann, faults
-from .errors import VectorIndexError
-from .store import Store
+from pixseek import faults
+from pixseek.errors import VectorIndexError
+from pixseek.fileio import atomic_path
+
+from . import ann
+from .database import Store
+from .paths import DataDir
 
 log = logging.getLogger("pixseek")
 DEFAULT_FACTORY = "IDMap2,Flat"
-AUTO = "auto"
-TUNING_QUERIES_FILE = "tuning-queries.npy"
 GPU_MAX_K = 2048  # FAISS GPU k-selection limit (GPU_MAX_SELECTION_K); deeper searches use the CPU index
 
 
@@ -36,17 +39,17 @@ def _faiss():
 
 @dataclass
 class VectorIndex:
-    index: object                 # faiss CPU index: IDMap2 over flat IP, or an ANN type keyed by row id
+    index: Any  # faiss CPU index: IDMap2 over flat IP, or an ANN type keyed by row id
     model_id: str
     dim: int
     generation: int
     factory: str = DEFAULT_FACTORY
-    params: str = ""              # tuned search parameter, e.g. "nprobe=16"
-    recall: float | None = None   # its measured recall@10 against exact search
-    tuned_n: int = 0              # corpus size when it was built and tuned
-    rerank_depth: int = 0         # compressed codes: candidates per result re-scored exactly (tuned)
-    dirty: bool = False           # removals the index type cannot apply (HNSW): rebuild before saving
-    _gpu: object = None
+    params: str = ""  # tuned search parameter, e.g. "nprobe=16"
+    recall: float | None = None  # its measured recall@10 against exact search
+    tuned_n: int = 0  # corpus size when it was built and tuned
+    rerank_depth: int = 0  # compressed codes: candidates per result re-scored exactly (tuned)
+    dirty: bool = False  # removals the index type cannot apply (HNSW): rebuild before saving
+    _gpu: Any = None
 
     @property
     def rerank(self) -> int:
@@ -69,47 +72,56 @@ class VectorIndex:
     def save(self, store: Store) -> None:
         faiss = _faiss()
         dd = store.data_dir
-        tmp = dd.faiss.with_name(f".{dd.faiss.name}.{os.getpid()}.tmp")
-        meta_tmp = dd.faiss_meta.with_name(f".{dd.faiss_meta.name}.{os.getpid()}.tmp")
         try:
-            faiss.write_index(self.index, str(tmp))
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            meta = {"generation": self.generation, "model_id": self.model_id, "dim": self.dim,
-                    "count": self.ntotal, "factory": self.factory, "params": self.params,
-                    "recall": self.recall, "tuned_n": self.tuned_n, "rerank": self.rerank, "size": tmp.stat().st_size}
-            meta_tmp.write_text(json.dumps(meta))
-            faults.point("faiss-write")
-            # The sidecar is replaced last: a crash in between leaves a file whose size or
-            # generation does not match, which load() treats as stale and rebuilds.
-            os.replace(tmp, dd.faiss)
-            faults.point("faiss-swap")
-            os.replace(meta_tmp, dd.faiss_meta)
+            # The sidecar is replaced last: a crash in between leaves a file whose size or generation
+            # does not match, which load() treats as stale and rebuilds.
+            with atomic_path(dd.faiss_meta) as meta_tmp:
+                with atomic_path(dd.faiss, fsync=True) as tmp:
+                    faiss.write_index(self.index, str(tmp))
+                    meta = {
+                        "generation": self.generation,
+                        "model_id": self.model_id,
+                        "dim": self.dim,
+                        "count": self.ntotal,
+                        "factory": self.factory,
+                        "params": self.params,
+                        "recall": self.recall,
+                        "tuned_n": self.tuned_n,
+                        "rerank": self.rerank,
+                        "size": tmp.stat().st_size,
+                    }
+                    meta_tmp.write_text(json.dumps(meta))
+                    faults.point("faiss-write")
+                faults.point("faiss-swap")
         except OSError as e:
-            for p in (tmp, meta_tmp):
-                try:
-                    p.unlink()
-                except OSError:
-                    pass
             raise VectorIndexError(f"cannot write vector index {dd.faiss}: {e.strerror or e}") from None
 
+    @staticmethod
+    def sidecar(data_dir: DataDir) -> dict[str, Any]:
+        """What the saved index's sidecar says (generation, count, factory, params, recall...), or {}."""
+        try:
+            meta = json.loads(data_dir.faiss_meta.read_text())
+        except (OSError, ValueError):
+            return {}
+        return meta if isinstance(meta, dict) else {}
+
     @classmethod
-    def load_file(cls, store: Store) -> "VectorIndex":
+    def load_file(cls, store: Store) -> VectorIndex:
         """Load the file and check it against the database; raise VectorIndexError if unusable."""
         faiss = _faiss()
         dd = store.data_dir
         if not dd.faiss.is_file() or not dd.faiss_meta.is_file():
             raise VectorIndexError("vector index file is missing")
-        try:
-            meta = json.loads(dd.faiss_meta.read_text())
-        except (OSError, ValueError):
-            raise VectorIndexError("vector index sidecar is unreadable") from None
+        meta = cls.sidecar(dd)
+        if not meta:
+            raise VectorIndexError("vector index sidecar is unreadable")
         if meta.get("size") != dd.faiss.stat().st_size:
             raise VectorIndexError("vector index file does not match its sidecar (partial write?)")
         if meta.get("generation") != store.generation:
             raise VectorIndexError(
                 f"vector index is stale (built at generation {meta.get('generation')}, "
-                f"database is at {store.generation})")
+                f"database is at {store.generation})"
+            )
         if meta.get("model_id") != store.model_id or meta.get("dim") != store.dim:
             raise VectorIndexError("vector index was built with another model")
         try:
@@ -117,18 +129,26 @@ class VectorIndex:
         except Exception as e:
             raise VectorIndexError(f"vector index file is corrupt: {str(e).splitlines()[0][:120]}") from None
         if index.ntotal != store.count() or index.ntotal != meta.get("count") or index.d != store.dim:
-            raise VectorIndexError(
-                f"vector index holds {index.ntotal} vectors, database has {store.count()}")
-        vi = cls(index, meta["model_id"], int(meta["dim"]), int(meta["generation"]),
-                 meta.get("factory", DEFAULT_FACTORY), meta.get("params") or "", meta.get("recall"),
-                 int(meta.get("tuned_n") or 0), int(meta.get("rerank") or 0))
+            raise VectorIndexError(f"vector index holds {index.ntotal} vectors, database has {store.count()}")
+        vi = cls(
+            index,
+            meta["model_id"],
+            int(meta["dim"]),
+            int(meta["generation"]),
+            meta.get("factory", DEFAULT_FACTORY),
+            meta.get("params") or "",
+            meta.get("recall"),
+            int(meta.get("tuned_n") or 0),
+            int(meta.get("rerank") or 0),
+        )
         if vi.params:
             faiss.ParameterSpace().set_index_parameters(vi.index, vi.params)
         return vi
 
     @classmethod
-    def build(cls, store: Store, factory: str | None = None, *, target: float = ann.TARGET_RECALL,
-              seed: int = 0) -> "VectorIndex":
+    def build(
+        cls, store: Store, factory: str | None = None, *, target: float = ann.TARGET_RECALL, seed: int = 0
+    ) -> VectorIndex:
         """Build from SQLite. ``factory``: a FAISS factory string, or None/"auto" for the store's
         setting (``pixseek index --index-type``), whose default picks by size and memory."""
         faiss = _faiss()
@@ -136,31 +156,43 @@ class VectorIndex:
         if dim is None:
             raise VectorIndexError("database has no model yet")
         generation, n = store.generation, store.count()
-        requested = factory or store.meta("index_type") or AUTO
-        chosen = ann.choose_factory(n, dim) if requested == AUTO else requested
-        full = ann.normalise_factory(chosen)
+        full = ann.wanted_factory(factory or store.meta("index_type"), n, dim)
         try:
             index = faiss.index_factory(dim, full, faiss.METRIC_INNER_PRODUCT)
         except Exception as e:
-            raise VectorIndexError(f"invalid index type {chosen!r}: {str(e).splitlines()[0][:160]}") from None
+            raise VectorIndexError(f"invalid index type {full!r}: {str(e).splitlines()[0][:160]}") from None
         t0 = time.perf_counter()
         if not index.is_trained:
-            nlist = faiss.extract_index_ivf(index).nlist if "IVF" in full else 256
-            sample = store.sample_vectors(max(nlist * ann.TRAIN_PER_LIST, 10_000), seed=seed)
-            if len(sample) < nlist:
-                raise VectorIndexError(f"index type {chosen} needs at least {nlist} vectors to train, "
-                                       f"the index has {len(sample)}", hint="use --index-type auto")
-            ann.train_index(index, sample)
+            cls._train(index, full, store, seed)
         for ids, vecs in store.iter_vectors():
             index.add_with_ids(vecs, ids)
         vi = cls(index, store.model_id or "", dim, generation, full, tuned_n=n)
         if ann.param_name(full):
-            sets = [(q, ann.exact_topk(store.iter_vectors(), q, 10)) for q in tuning_queries(store, seed=seed)]
-            t = ann.tune(index, full, sets, vi._rerank_fn(store) if vi.rerank > 1 else None, target=target)
+            t = ann.tune_for(
+                index, full, store, vi._rerank_fn(store) if vi.rerank > 1 else None, target=target, seed=seed
+            )
             vi.params, vi.recall, vi.rerank_depth = t.params, t.recall, t.rerank
-            log.info("built %s over %d vectors in %.1f s: %s gives recall@10 %.3f on %d held-out queries",
-                     full, n, time.perf_counter() - t0, t.params, t.recall or 0, t.queries)
+            log.info(
+                "built %s over %d vectors in %.1f s: %s gives recall@10 %.3f on %d held-out queries",
+                full,
+                n,
+                time.perf_counter() - t0,
+                t.params,
+                t.recall or 0,
+                t.queries,
+            )
         return vi
+
+    @staticmethod
+    def _train(index: Any, factory: str, store: Store, seed: int) -> None:
+        nlist = _faiss().extract_index_ivf(index).nlist if "IVF" in factory else 256
+        sample = store.sample_vectors(max(nlist * ann.TRAIN_PER_LIST, 10_000), seed=seed)
+        if len(sample) < nlist:
+            raise VectorIndexError(
+                f"index type {factory} needs at least {nlist} vectors to train, the index has {len(sample)}",
+                hint="use --index-type auto",
+            )
+        ann.train_index(index, sample)
 
     def _rerank_fn(self, store: Store):
         def rerank(queries: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
@@ -168,24 +200,19 @@ class VectorIndex:
             for qi, (q, cand) in enumerate(zip(queries, ids)):
                 got, vecs = store.vectors_for(c for c in cand if c >= 0)
                 order = np.argsort(-(vecs @ q), kind="stable")[:k]
-                out[qi, :len(order)] = got[order]
+                out[qi, : len(order)] = got[order]
             return out
+
         return rerank
 
     def stale_for(self, store: Store) -> bool:
         """True when the index type or its tuning no longer fits the corpus (rebuild it)."""
-        if self.dirty:
-            return True
-        n = store.count()
-        requested = store.meta("index_type") or AUTO
-        want = ann.normalise_factory(ann.choose_factory(n, self.dim) if requested == AUTO else requested)
-        if want != self.factory:
-            return True  # another type, or (auto) more inverted lists for a grown corpus
-        return bool(self.tuned_n and ann.param_name(self.factory)
-                    and not self.tuned_n / 2 <= n <= self.tuned_n * 2)
+        return self.dirty or ann.needs_rebuild(
+            self.factory, self.tuned_n, store.meta("index_type"), store.count(), self.dim
+        )
 
     @classmethod
-    def open(cls, store: Store, *, rebuild: bool = False, save: bool = True) -> "VectorIndex":
+    def open(cls, store: Store, *, rebuild: bool = False, save: bool = True) -> VectorIndex:
         """The index for ``store``: loaded if in sync, else rebuilt from SQLite (and saved)."""
         if not rebuild:
             try:
@@ -213,8 +240,9 @@ class VectorIndex:
 
     def add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
         if len(ids):
-            self.index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32),
-                                    np.ascontiguousarray(ids, dtype=np.int64))
+            self.index.add_with_ids(
+                np.ascontiguousarray(vecs, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64)
+            )
             self._gpu = None
 
     # --- search -----------------------------------------------------------------------------------
@@ -232,8 +260,7 @@ class VectorIndex:
                     log.info("vector search stays on CPU: %s", e)
         return self._gpu
 
-    def search(self, queries: np.ndarray, k: int, *, ids: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, *, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(scores[nq, k], ids[nq, k]); ids of -1 mean 'no result' (fewer than k vectors).
 
         ``ids``: search only among these row ids (a FAISS ``IDSelectorBatch``, applied inside the
@@ -261,17 +288,3 @@ class VectorIndex:
     @property
     def on_gpu(self) -> bool:
         return self._searcher() is not self.index
-
-
-def tuning_queries(store: Store, n_images: int = 200, seed: int = 0) -> list[np.ndarray]:
-    """Held-out query sets for tuning: the model's vectors for text prompts (saved by the indexer as
-    tuning-queries.npy), and image vectors sampled from the index (the "more like this" case)."""
-    sets = []
-    try:
-        text = np.load(store.data_dir.root / TUNING_QUERIES_FILE)
-        if text.ndim == 2 and text.shape[1] == store.dim:
-            sets.append(np.ascontiguousarray(text, dtype=np.float32))
-    except (OSError, ValueError):
-        pass
-    sets.append(np.ascontiguousarray(store.sample_vectors(n_images, seed=seed + 1), dtype=np.float32))
-    return sets

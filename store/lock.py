@@ -4,12 +4,14 @@ An exclusive, non-blocking ``flock`` on ``DATA_DIR/lock``, holding the owner's p
 next writer sees. The kernel drops it when the process dies, and forked decode workers close their
 copy at fork, so a killed indexer never leaves a data dir locked.
 """
+
 from __future__ import annotations
 
 import fcntl
 import os
 
-from .errors import IndexLockedError
+from pixseek.errors import IndexLockedError
+
 from .paths import DataDir
 
 _HELD_LOCKS: set[int] = set()
@@ -35,7 +37,7 @@ class DirLock:
         self.path = data_dir.lock
         self.fd: int | None = None
 
-    def __enter__(self) -> "DirLock":
+    def __enter__(self) -> DirLock:
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -43,8 +45,9 @@ class DirLock:
             holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(self.fd)
             self.fd = None
-            raise IndexLockedError(f"another pixseek index (pid {holder}) is writing to {self.path.parent}; "
-                                   f"wait for it to finish") from None
+            raise IndexLockedError(
+                f"another pixseek index (pid {holder}) is writing to {self.path.parent}; wait for it to finish"
+            ) from None
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, str(os.getpid()).encode(), 0)
         _HELD_LOCKS.add(self.fd)

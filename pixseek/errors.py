@@ -3,6 +3,7 @@
 Library code raises these; only the CLI and the UI turn them into messages. Every exception carries a
 one-line, user-facing message (``str(exc)``) and an optional ``hint`` with the command that fixes it.
 """
+
 from __future__ import annotations
 
 
@@ -21,6 +22,7 @@ class PixseekError(Exception):
 
 
 # --- models -------------------------------------------------------------------------------------
+
 
 class ModelError(PixseekError):
     """A model spec could not be resolved or loaded."""
@@ -43,6 +45,7 @@ class ModelMismatchError(PixseekError):
 
 
 # --- store / vectors ----------------------------------------------------------------------------
+
 
 class StoreError(PixseekError):
     """The SQLite database cannot be used."""
@@ -70,6 +73,7 @@ class VectorIndexError(PixseekError):
 
 # --- indexing -----------------------------------------------------------------------------------
 
+
 class ImageError(PixseekError):
     """One file could not be turned into a vector. ``stage`` says where: scan, read, decode, embed."""
 
@@ -82,7 +86,19 @@ class NoImagesError(PixseekError):
     """A path given to ``index`` does not exist or is not a folder/image."""
 
 
+# --- training ----------------------------------------------------------------------------------
+
+
+class DatasetError(PixseekError):
+    """A dataset could not be fetched or read."""
+
+
+class TrainError(PixseekError):
+    """Training could not start or continue."""
+
+
 # --- search -------------------------------------------------------------------------------------
+
 
 class QueryError(PixseekError):
     """The query is empty or malformed."""
@@ -98,5 +114,10 @@ class NotFoundError(PixseekError):
 
 # --- serving ------------------------------------------------------------------------------------
 
+
 class ServeError(PixseekError):
     """The web UI cannot start (port in use, Streamlit missing)."""
+
+
+class SettingError(PixseekError):
+    """An environment variable (pixseek.settings) has a value pixseek cannot use."""

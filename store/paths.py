@@ -1,32 +1,23 @@
 """Where pixseek keeps its data: one data dir holding the SQLite database and the FAISS cache.
 
 Resolution order: an explicit ``--db DIR`` (or ``db_dir=`` argument), then ``$PIXSEEK_DB``, then
-``$XDG_DATA_HOME/pixseek`` (``~/.local/share/pixseek``).
+``$XDG_DATA_HOME/pixseek`` (``~/.local/share/pixseek``); see :mod:`pixseek.settings`.
 """
+
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-ENV_DB = "PIXSEEK_DB"
+from pixseek import settings
+
 DB_FILE = "pixseek.db"
 FAISS_FILE = "vectors.faiss"
 FAISS_META_FILE = "vectors.json"
 LOCK_FILE = "index.lock"
-
-
-def default_data_dir() -> Path:
-    env = os.environ.get(ENV_DB)
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(xdg) / "pixseek"
-
-
-def cache_dir() -> Path:
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "pixseek"
+THUMB_DIR = "thumbs"
+TUNING_QUERIES_FILE = "tuning-queries.npy"
 
 
 @dataclass(frozen=True)
@@ -34,8 +25,8 @@ class DataDir:
     root: Path
 
     @classmethod
-    def resolve(cls, db_dir: str | os.PathLike | None = None) -> "DataDir":
-        root = Path(db_dir).expanduser() if db_dir else default_data_dir()
+    def resolve(cls, db_dir: str | os.PathLike | None = None) -> DataDir:
+        root = Path(db_dir).expanduser() if db_dir else settings.data_dir()
         # Accept the database file itself as well as its folder.
         if root.name == DB_FILE or (root.suffix == ".db" and root.is_file()):
             root = root.parent
@@ -56,6 +47,14 @@ class DataDir:
     @property
     def lock(self) -> Path:
         return self.root / LOCK_FILE
+
+    @property
+    def thumbs(self) -> Path:
+        return self.root / THUMB_DIR
+
+    @property
+    def tuning_queries(self) -> Path:
+        return self.root / TUNING_QUERIES_FILE
 
     def exists(self) -> bool:
         return self.db.is_file()

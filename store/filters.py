@@ -1,9 +1,11 @@
 """Metadata filters that narrow the candidates *before* ranking: folder, file type, date, size.
 
-A :class:`Filter` becomes a parameterised SQL ``WHERE`` clause; the matching row ids are then handed
-to the vector search (exact scoring of a small selection, or a FAISS ``IDSelector`` for a large one),
+A :class:`Filter` has two faces: the parameterised SQL ``WHERE`` clause the store selects ids with
+(:meth:`Store.select_ids`), and a description for people. The matching row ids are then handed to
+the vector search (exact scoring of a small selection, or a FAISS ``IDSelector`` for a large one),
 so a filtered query still returns its k best matches instead of whatever survives a post-filter.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -11,8 +13,17 @@ import os
 import time
 from dataclasses import dataclass
 
-from index.errors import QueryError
-from index.store import UNDER_SQL, under_params
+from pixseek.errors import QueryError
+
+# Paths equal to a root or inside it, as an index range scan: "root/" <= path < "root0" ('0' follows '/').
+# SQL with three parameters, bound with under_params(root).
+UNDER_SQL = "path = ? OR (path >= ? AND path < ?)"
+
+
+def under_params(root: str) -> tuple[str, str, str]:
+    prefix = root.rstrip("/") + "/"
+    return root, prefix, prefix[:-1] + chr(ord("/") + 1)
+
 
 # The date a picture carries: its EXIF capture time when the indexer found one, else the file time.
 DATE_SQL = "COALESCE(taken_at, mtime_ns / 1e9)"
@@ -24,17 +35,17 @@ def _day_start(d: dt.date) -> float:
 
 @dataclass(frozen=True)
 class Filter:
-    folder: str | None = None             # an absolute folder: images in it or below it
-    formats: tuple[str, ...] = ()         # Pillow format names ('JPEG', 'PNG', ...); empty = all
-    date_from: dt.date | None = None      # inclusive, local time
-    date_to: dt.date | None = None        # inclusive, local time (the whole day)
-    min_side: int = 0                     # the shorter side, in pixels
+    folder: str | None = None  # an absolute folder: images in it or below it
+    formats: tuple[str, ...] = ()  # Pillow format names ('JPEG', 'PNG', ...); empty = all
+    date_from: dt.date | None = None  # inclusive, local time
+    date_to: dt.date | None = None  # inclusive, local time (the whole day)
+    min_side: int = 0  # the shorter side, in pixels
 
     @property
     def active(self) -> bool:
         return bool(self.folder or self.formats or self.date_from or self.date_to or self.min_side > 0)
 
-    def validate(self) -> "Filter":
+    def validate(self) -> Filter:
         if self.folder is not None:
             if "\x00" in self.folder:
                 raise QueryError("folder filter contains a NUL character")

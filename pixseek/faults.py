@@ -1,32 +1,40 @@
 """Named fault-injection points, for the crash and disk-full tests (off unless ``PIXSEEK_FAULT`` is set).
 
-``PIXSEEK_FAULT="NAME:N[:ACTION]"`` fires at the N-th time the indexer reaches point NAME. ACTION is
-``kill`` (SIGKILL this process: a power cut, as far as the files are concerned; the default) or
-``enospc`` (raise ``OSError(ENOSPC)``: the disk is full). Points, in the order a run meets them:
+``PIXSEEK_FAULT="NAME:N[:ACTION]"`` (read through :mod:`pixseek.settings`) fires at the N-th time the
+indexer reaches point NAME. ACTION is ``kill`` (SIGKILL this process: a power cut, as far as the files
+are concerned; the default) or ``enospc`` (raise ``OSError(ENOSPC)``: the disk is full). Points, in the
+order a run meets them:
 
   scan          after each file found by the scan
-  decode        before a file is decoded (counted per decode process; kills the indexer too)
+  decode        before a file is decoded (counted per decode process; from a forked decode worker,
+                a kill takes the indexer that forked it too)
   embed         before a batch goes through the model
   commit        inside a batch's SQLite transaction, before COMMIT
   committed     after a batch's COMMIT, before the FAISS cache is updated
   faiss-write   after the FAISS temp file is written, before it replaces the old file
   faiss-swap    after the new FAISS file is in place, before its sidecar is
 """
+
 from __future__ import annotations
 
 import errno
 import os
 import signal
 
+from . import settings
+
 _SPEC: tuple[str, int, str] | None = None
 _counts: dict[str, int] = {}
 _loaded = False
+# The process that imported this module: a forked decode worker inherits the value, so it can tell
+# that a kill must take its parent (the indexer) as well as itself.
+_OWNER_PID = os.getpid()
 
 
 def _load() -> None:
     global _SPEC, _loaded
     _loaded = True
-    raw = os.environ.get("PIXSEEK_FAULT")
+    raw = settings.fault()
     if not raw:
         return
     parts = raw.split(":")
@@ -44,8 +52,8 @@ def point(name: str) -> None:
         return
     if _SPEC[2] == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    if name == "decode" and os.environ.get("PIXSEEK_FAULT_INDEXER_PID"):
-        os.kill(int(os.environ["PIXSEEK_FAULT_INDEXER_PID"]), signal.SIGKILL)  # from a worker: the indexer
+    if os.getpid() != _OWNER_PID:
+        os.kill(_OWNER_PID, signal.SIGKILL)  # a forked worker: the power cut takes the indexer too
     os.kill(os.getpid(), signal.SIGKILL)
 
 

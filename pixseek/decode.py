@@ -5,6 +5,7 @@ modes, a pixel cap checked from the header before any pixel is decoded (decompre
 reduced-size decoding when the model needs far fewer pixels than the file has (``Image.draft`` for
 JPEG, a box ``reduce`` for other formats).
 """
+
 from __future__ import annotations
 
 import io
@@ -17,12 +18,27 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
-DEFAULT_MAX_PIXELS = 150_000_000          # 150 MP: medium-format photos pass, bombs do not
-DEFAULT_MAX_FILE_BYTES = 1 << 30          # 1 GiB
-IMAGE_EXTENSIONS = frozenset({
-    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib",
-    ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif",
-})
+DEFAULT_MAX_PIXELS = 150_000_000  # 150 MP: medium-format photos pass, bombs do not
+DEFAULT_MAX_FILE_BYTES = 1 << 30  # 1 GiB
+IMAGE_EXTENSIONS = frozenset(
+    {
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".png",
+        ".webp",
+        ".gif",
+        ".bmp",
+        ".dib",
+        ".tif",
+        ".tiff",
+        ".heic",
+        ".heif",
+        ".hif",
+        ".avif",
+    }
+)
 # EXIF orientations that swap width and height.
 _TRANSPOSED = {5, 6, 7, 8}
 
@@ -47,10 +63,10 @@ def register_formats() -> None:
 
 @dataclass
 class Decoded:
-    image: Image.Image       # RGB, orientation applied, possibly reduced in size by draft()
-    width: int               # displayed size of the original (after EXIF orientation)
+    image: Image.Image  # RGB, orientation applied, possibly reduced in size by draft()
+    width: int  # displayed size of the original (after EXIF orientation)
     height: int
-    format: str              # 'JPEG', 'PNG', ... as Pillow identified the content
+    format: str  # 'JPEG', 'PNG', ... as Pillow identified the content
     taken_at: float | None = None  # EXIF DateTimeOriginal (else DateTime) as a local-time epoch
 
 
@@ -103,8 +119,13 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
-def decode_bytes(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None,
-                 name: str = "image", formats: tuple[str, ...] | None = None) -> Decoded:
+def decode_bytes(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int | None = None,
+    formats: tuple[str, ...] | None = None,
+) -> Decoded:
     """Decode ``data``. ``min_side``: the model input size, lets JPEG decode at a reduced DCT scale.
 
     ``formats``: accept only these Pillow formats, identified from the content (not the file name).
@@ -115,11 +136,12 @@ def decode_bytes(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(data), formats=formats)
+            img: Image.Image = Image.open(io.BytesIO(data), formats=formats)
     except UnidentifiedImageError:
         if formats:
-            raise ImageError("not a supported image: the content is none of "
-                             + ", ".join(formats), stage="decode") from None
+            raise ImageError(
+                "not a supported image: the content is none of " + ", ".join(formats), stage="decode"
+            ) from None
         raise ImageError("not an image: the content is no format Pillow can read", stage="decode") from None
     except Exception as e:
         raise ImageError(f"cannot open image: {_one_line(e)}", stage="decode") from None
@@ -128,8 +150,11 @@ def decode_bytes(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side:
     if w <= 0 or h <= 0:
         raise ImageError(f"invalid image size {w}x{h}", stage="decode")
     if w * h > max_pixels:
-        raise ImageError(f"too many pixels: {w}x{h} = {w * h:,} > cap {max_pixels:,} "
-                         f"(decompression bomb guard; raise it with --max-pixels)", stage="decode")
+        raise ImageError(
+            f"too many pixels: {w}x{h} = {w * h:,} > cap {max_pixels:,} "
+            f"(decompression bomb guard; raise it with --max-pixels)",
+            stage="decode",
+        )
     orientation = _orientation(img)
     taken_at = _exif_date(img)
     dw, dh = (h, w) if orientation in _TRANSPOSED else (w, h)

@@ -1,54 +1,30 @@
 """The SQLite database: the source of truth for images, their vectors, errors and index facts.
 
 Tables: ``images`` (one row per indexed file, vector as float32 BLOB), ``errors`` (one row per file
-that could not be indexed), ``meta`` (schema version, model, dim, generation) and ``migrations``.
-Schema changes are named, versioned migrations; a database from a newer pixseek is refused.
-``meta.generation`` increases with every committed change to the set of vectors, so the FAISS cache
-can tell whether it is in sync.
+that could not be indexed), ``meta`` (schema version, model, dim, generation) and ``migrations``
+(:mod:`pixseek.store.migrations`; a database from a newer pixseek is refused). ``meta.generation``
+increases with every committed change to the set of vectors, so the FAISS cache can tell whether it
+is in sync. All of pixseek's SQL lives in this package: callers ask :class:`Store`, never a connection.
 """
+
 from __future__ import annotations
 
 import contextlib
 import sqlite3
 import time
+import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
-from . import faults
-from .errors import DatabaseTooNewError, EmptyIndexError, IndexNotFoundError, ModelMismatchError, StoreError
-from .paths import DB_FILE, DataDir
+from pixseek import faults
+from pixseek.errors import DatabaseTooNewError, EmptyIndexError, IndexNotFoundError, ModelMismatchError, StoreError
 
-
-def _m001_initial(db) -> None:
-    db["meta"].create({"key": str, "value": str}, pk="key")
-    db["images"].create({
-        "id": int, "path": str, "root": str, "size": int, "mtime_ns": int, "hash": str,
-        "width": int, "height": int, "format": str, "model_id": str, "vector": bytes,
-        "added_at": float, "updated_at": float,
-    }, pk="id", not_null={"path", "size", "mtime_ns", "hash", "model_id", "vector"})
-    db["images"].create_index(["path"], unique=True)
-    db["images"].create_index(["hash"])
-    db["errors"].create({
-        "id": int, "path": str, "stage": str, "message": str, "size": int, "mtime_ns": int, "at": float,
-    }, pk="id", not_null={"path", "stage", "message"})
-    db["errors"].create_index(["path"], unique=True)
-
-
-def _m002_taken_at(db) -> None:
-    """Capture time from EXIF, for date filters (rows indexed before it fall back to the file time)."""
-    db["images"].add_column("taken_at", float)
-    db["images"].create_index(["format"])
-
-
-# Named migrations, applied in order. Append only: never edit or reorder a published one.
-MIGRATIONS: list[tuple[str, Callable]] = [
-    ("m001_initial", _m001_initial),
-    ("m002_taken_at", _m002_taken_at),
-]
-SCHEMA_VERSION = len(MIGRATIONS)
+from .filters import UNDER_SQL, Filter, under_params
+from .migrations import MIGRATIONS, SCHEMA_VERSION
+from .paths import DataDir
 
 
 @dataclass
@@ -75,20 +51,10 @@ class ImageRow:
 IMAGE_COLUMNS = "id, path, root, size, mtime_ns, hash, width, height, format, added_at, updated_at, taken_at"
 
 
-# Paths equal to a root or inside it, as an index range scan: "root/" <= path < "root0" ('0' follows '/').
-# SQL with three parameters, bound with under_params(root); search filters use it too.
-UNDER_SQL = "path = ? OR (path >= ? AND path < ?)"
-
-
-def under_params(root: str) -> tuple[str, str, str]:
-    prefix = root.rstrip("/") + "/"
-    return root, prefix, prefix[:-1] + chr(ord("/") + 1)
-
-
 def peek_count(data_dir) -> int:
     """Images in the database under ``data_dir``, read-only and without opening a Store (no migration,
     no lock): for watching a running indexer from outside. 0 while the file is missing or busy."""
-    db = Path(data_dir) / DB_FILE
+    db = DataDir.resolve(data_dir).db
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
         try:
@@ -110,37 +76,47 @@ def blob_to_vec(b: bytes) -> np.ndarray:
 class Store:
     """One open pixseek database. Not thread-safe: one Store per thread."""
 
-    def __init__(self, data_dir: DataDir, db):
+    def __init__(self, data_dir: DataDir, db: Any):
         self.data_dir = data_dir
-        self.db = db
+        self.db = db  # sqlite_utils.Database
         self.conn: sqlite3.Connection = db.conn
+        self._closed = False
 
     # --- opening ---------------------------------------------------------------------------------
     @classmethod
-    def open(cls, data_dir: DataDir | str | None = None, *, create: bool = False,
-             shared: bool = False) -> "Store":
+    def open(cls, data_dir: DataDir | str | None = None, *, create: bool = False, shared: bool = False) -> Store:
         """``shared``: the connection may be used from several threads (the caller serialises use)."""
         import sqlite_utils
 
         dd = data_dir if isinstance(data_dir, DataDir) else DataDir.resolve(data_dir)
         if not dd.exists():
             if not create:
-                raise IndexNotFoundError(f"no pixseek index in {dd.root}",
-                                         hint="build one with: pixseek index PATH")
+                raise IndexNotFoundError(f"no pixseek index in {dd.root}", hint="build one with: pixseek index PATH")
             dd.create()
         try:
-            conn = sqlite3.connect(str(dd.db), timeout=30, isolation_level=None,  # explicit transactions
-                                   check_same_thread=not shared)
+            conn = sqlite3.connect(
+                str(dd.db),
+                timeout=30,
+                isolation_level=None,  # explicit transactions
+                check_same_thread=not shared,
+            )
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open database {dd.db}: {e}") from None
+        store = cls(dd, sqlite_utils.Database(conn))
+        try:
             conn.execute("PRAGMA busy_timeout = 30000")
-            db = sqlite_utils.Database(conn)
-            store = cls(dd, db)
             if create:
-                db.enable_wal()
+                store.db.enable_wal()
             conn.execute("PRAGMA synchronous = NORMAL")
             store._migrate()
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"cannot open database {dd.db}: {e}",
-                             hint="`pixseek doctor` can check it; a backup may be needed") from None
+            store.close()
+            raise StoreError(
+                f"cannot open database {dd.db}: {e}", hint="`pixseek doctor` can check it; a backup may be needed"
+            ) from None
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def _applied(self) -> list[str]:
@@ -155,7 +131,8 @@ class Store:
         if unknown or len(applied) > len(known):
             raise DatabaseTooNewError(
                 f"database {self.data_dir.db} has schema migrations this pixseek does not know "
-                f"({', '.join(unknown) or len(applied)}): it was written by a newer pixseek; upgrade pixseek")
+                f"({', '.join(unknown) or len(applied)}): it was written by a newer pixseek; upgrade pixseek"
+            )
         pending = [(n, fn) for n, fn in MIGRATIONS if n not in applied]
         if not pending:
             return
@@ -169,7 +146,30 @@ class Store:
             self._set("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
-        self.conn.close()
+        """Close the connection (safe to call twice)."""
+        if not self._closed:
+            self._closed = True
+            self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            warnings.warn(f"unclosed pixseek Store for {self.data_dir.root}", ResourceWarning, stacklevel=1)
+            self.close()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read transaction: every read inside it sees the same state of the database."""
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
 
     # --- meta ------------------------------------------------------------------------------------
     def meta(self, key: str, default: str | None = None) -> str | None:
@@ -177,8 +177,10 @@ class Store:
         return row[0] if row else default
 
     def _set(self, key: str, value: str) -> None:
-        self.conn.execute("INSERT INTO meta(key, value) VALUES(?, ?) "
-                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     @contextlib.contextmanager
     def transaction(self):
@@ -197,7 +199,7 @@ class Store:
 
     @property
     def generation(self) -> int:
-        return int(self.meta("generation", "0"))
+        return int(self.meta("generation") or 0)
 
     @property
     def model_id(self) -> str | None:
@@ -222,7 +224,8 @@ class Store:
         if have != model_id:
             raise ModelMismatchError(
                 f"index in {self.data_dir.root} was built with model {have}, not {model_id}; "
-                f"use --model {self.model_spec} or another --db for the new model")
+                f"use --model {self.model_spec} or another --db for the new model"
+            )
 
     # --- reads -----------------------------------------------------------------------------------
     def count(self) -> int:
@@ -230,13 +233,15 @@ class Store:
 
     def require_images(self) -> None:
         if self.count() == 0:
-            raise EmptyIndexError(f"index in {self.data_dir.root} has no images",
-                                  hint="add some with: pixseek index PATH")
+            raise EmptyIndexError(
+                f"index in {self.data_dir.root} has no images", hint="add some with: pixseek index PATH"
+            )
 
     def rows_under(self, root: str) -> Iterator[tuple[int, str, int, int, str]]:
         """(id, path, size, mtime_ns, hash) of rows whose path lies under ``root`` (or is it)."""
         yield from self.conn.execute(
-            f"SELECT id, path, size, mtime_ns, hash FROM images WHERE {UNDER_SQL}", under_params(root))
+            f"SELECT id, path, size, mtime_ns, hash FROM images WHERE {UNDER_SQL}", under_params(root)
+        )
 
     def ids_by_hash(self, digest: str) -> list[int]:
         return [r[0] for r in self.conn.execute("SELECT id FROM images WHERE hash = ?", (digest,))]
@@ -253,7 +258,7 @@ class Store:
         ids = [int(i) for i in ids]
         out: dict[int, ImageRow] = {}
         for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
+            chunk = ids[i : i + 500]
             q = f"SELECT {IMAGE_COLUMNS} FROM images WHERE id IN ({','.join('?' * len(chunk))})"
             for r in self.conn.execute(q, chunk):
                 out[r[0]] = ImageRow(*r)
@@ -265,11 +270,12 @@ class Store:
 
     def iter_vectors(self, batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids int64[n], vectors float32[n, dim]) in id order, in chunks (bounded memory)."""
-        dim = self.dim
+        dim = self.dim or 0
         last = -1
         while True:
-            rows = self.conn.execute("SELECT id, vector FROM images WHERE id > ? ORDER BY id LIMIT ?",
-                                     (last, batch)).fetchall()
+            rows = self.conn.execute(
+                "SELECT id, vector FROM images WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+            ).fetchall()
             if not rows:
                 return
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
@@ -279,11 +285,10 @@ class Store:
 
     def sample_vectors(self, n: int, seed: int = 0) -> np.ndarray:
         """Up to ``n`` vectors drawn uniformly (by row id) with a fixed seed, for training and tuning."""
-        ids = np.fromiter((r[0] for r in self.conn.execute("SELECT id FROM images")), dtype=np.int64)
+        ids = self.ids()
         if len(ids) > n:
             ids = np.sort(np.random.default_rng(seed).choice(ids, n, replace=False))
-        got, vecs = self.vectors_for(ids)
-        return vecs
+        return self.vectors_for(ids)[1]
 
     def error_for(self, path: str) -> tuple[int, int] | None:
         r = self.conn.execute("SELECT size, mtime_ns FROM errors WHERE path = ?", (path,)).fetchone()
@@ -299,8 +304,11 @@ class Store:
         return self.conn.execute("SELECT count(*) FROM errors").fetchone()[0]
 
     def formats(self) -> list[tuple[str, int]]:
-        return list(self.conn.execute(
-            "SELECT format, count(*) FROM images WHERE format IS NOT NULL GROUP BY format ORDER BY format"))
+        return list(
+            self.conn.execute(
+                "SELECT format, count(*) FROM images WHERE format IS NOT NULL GROUP BY format ORDER BY format"
+            )
+        )
 
     def folders(self) -> list[str]:
         """Every folder that holds indexed images, and each of its ancestors up to its root, sorted."""
@@ -314,17 +322,45 @@ class Store:
                 d = d.rsplit("/", 1)[0] or "/"
         return sorted(out)
 
-    def select_ids(self, where: str, params: Iterable) -> np.ndarray:
-        """Ids of images matching a WHERE clause built from fixed SQL and bound parameters."""
+    def select_ids(self, filter: Filter) -> np.ndarray:
+        """Ids of the images ``filter`` selects (its values are bound parameters, never SQL text)."""
+        where, params = filter.sql()
         cur = self.conn.execute(f"SELECT id FROM images WHERE {where}", tuple(params))
         return np.fromiter((r[0] for r in cur), dtype=np.int64)
+
+    def ids(self, limit: int | None = None) -> np.ndarray:
+        """Row ids in id order (the first ``limit`` of them)."""
+        q = "SELECT id FROM images ORDER BY id" + (f" LIMIT {int(limit)}" if limit else "")
+        return np.fromiter((r[0] for r in self.conn.execute(q)), dtype=np.int64)
+
+    def hashes(self) -> set[str]:
+        """The content hashes of every indexed file."""
+        return {r[0] for r in self.conn.execute("SELECT DISTINCT hash FROM images")}
+
+    def paths(self) -> Iterator[str]:
+        for (p,) in self.conn.execute("SELECT path FROM images"):
+            yield p
+
+    def unusable_vectors(self) -> list[tuple[int, str]]:
+        """(row id, what is wrong) for stored vectors that are the wrong length, not finite, or another
+        model's."""
+        dim, model_id = self.dim or 0, self.model_id
+        bad: list[tuple[int, str]] = []
+        for rid, blob, row_model in self.conn.execute("SELECT id, vector, model_id FROM images"):
+            if blob is None or len(blob) != dim * 4:
+                bad.append((rid, f"{len(blob or b'')} bytes, expected {dim * 4}"))
+            elif not np.isfinite(np.frombuffer(blob, dtype="<f4")).all():
+                bad.append((rid, "not finite"))
+            elif row_model != model_id:
+                bad.append((rid, f"made by model {row_model}"))
+        return bad
 
     def vectors_for(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) for the given ids that exist, in chunks of 500 per query."""
         ids = [int(i) for i in ids]
         got_ids, blobs = [], []
         for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
+            chunk = ids[i : i + 500]
             q = f"SELECT id, vector FROM images WHERE id IN ({','.join('?' * len(chunk))})"
             for r in self.conn.execute(q, chunk):
                 got_ids.append(r[0])
@@ -341,27 +377,57 @@ class Store:
         """One transaction; bumps the generation once when vectors changed inside it."""
         return _Batch(self)
 
-    def insert_image(self, *, path, root, size, mtime_ns, digest, width, height, fmt, model_id,
-                     blob: bytes, taken_at: float | None = None) -> int:
+    def insert_image(
+        self,
+        *,
+        path,
+        root,
+        size,
+        mtime_ns,
+        digest,
+        width,
+        height,
+        fmt,
+        model_id,
+        blob: bytes,
+        taken_at: float | None = None,
+    ) -> int:
         now = time.time()
         cur = self.conn.execute(
             "INSERT INTO images(path, root, size, mtime_ns, hash, width, height, format, model_id, vector,"
             " added_at, updated_at, taken_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (path, root, size, mtime_ns, digest, width, height, fmt, model_id, blob, now, now, taken_at))
+            (path, root, size, mtime_ns, digest, width, height, fmt, model_id, blob, now, now, taken_at),
+        )
         self.conn.execute("DELETE FROM errors WHERE path = ?", (path,))
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None  # an INSERT always sets it
+        return cur.lastrowid
 
-    def update_image(self, image_id: int, *, size, mtime_ns, digest, width, height, fmt, model_id,
-                     blob: bytes, taken_at: float | None = None) -> None:
+    def update_image(
+        self,
+        image_id: int,
+        *,
+        size,
+        mtime_ns,
+        digest,
+        width,
+        height,
+        fmt,
+        model_id,
+        blob: bytes,
+        taken_at: float | None = None,
+    ) -> None:
         self.conn.execute(
             "UPDATE images SET size=?, mtime_ns=?, hash=?, width=?, height=?, format=?, model_id=?, vector=?,"
             " updated_at=?, taken_at=? WHERE id=?",
-            (size, mtime_ns, digest, width, height, fmt, model_id, blob, time.time(), taken_at, image_id))
+            (size, mtime_ns, digest, width, height, fmt, model_id, blob, time.time(), taken_at, image_id),
+        )
         self.conn.execute("DELETE FROM errors WHERE path = (SELECT path FROM images WHERE id = ?)", (image_id,))
 
     def move_image(self, image_id: int, *, path, root, size, mtime_ns) -> None:
-        self.conn.execute("UPDATE images SET path=?, root=?, size=?, mtime_ns=?, updated_at=? WHERE id=?",
-                          (path, root, size, mtime_ns, time.time(), image_id))
+        self.conn.execute(
+            "UPDATE images SET path=?, root=?, size=?, mtime_ns=?, updated_at=? WHERE id=?",
+            (path, root, size, mtime_ns, time.time(), image_id),
+        )
         self.conn.execute("DELETE FROM errors WHERE path = ?", (path,))
 
     def touch_image(self, image_id: int, *, size, mtime_ns) -> None:
@@ -371,23 +437,33 @@ class Store:
     def delete_images(self, ids: Iterable[int]) -> None:
         self.conn.executemany("DELETE FROM images WHERE id = ?", ((int(i),) for i in ids))
 
-    def record_error(self, path: str, stage: str, message: str, size: int | None = None,
-                     mtime_ns: int | None = None) -> None:
+    def record_error(
+        self, path: str, stage: str, message: str, size: int | None = None, mtime_ns: int | None = None
+    ) -> None:
         self.conn.execute(
             "INSERT INTO errors(path, stage, message, size, mtime_ns, at) VALUES(?,?,?,?,?,?) "
             "ON CONFLICT(path) DO UPDATE SET stage=excluded.stage, message=excluded.message, "
             "size=excluded.size, mtime_ns=excluded.mtime_ns, at=excluded.at",
-            (path, stage, message, size, mtime_ns, time.time()))
+            (path, stage, message, size, mtime_ns, time.time()),
+        )
 
     def clear_errors_under(self, root: str, keep: set[str]) -> int:
         """Forget errors for files under ``root`` that the latest scan no longer saw."""
-        stale = [r[0] for r in self.conn.execute(f"SELECT path FROM errors WHERE {UNDER_SQL}", under_params(root))
-                 if r[0] not in keep]
+        stale = [
+            r[0]
+            for r in self.conn.execute(f"SELECT path FROM errors WHERE {UNDER_SQL}", under_params(root))
+            if r[0] not in keep
+        ]
         self.conn.executemany("DELETE FROM errors WHERE path = ?", ((p,) for p in stale))
         return len(stale)
 
     def integrity_check(self) -> str:
-        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+        """``ok``, or SQLite's first findings joined by '; ' (a damaged file may also raise StoreError)."""
+        try:
+            rows = [r[0] for r in self.conn.execute("PRAGMA integrity_check")]
+        except sqlite3.DatabaseError as e:
+            rows = [str(e)]
+        return "ok" if rows == ["ok"] else "; ".join(rows[:3])
 
 
 class _Batch:
@@ -395,7 +471,7 @@ class _Batch:
         self.store = store
         self.changed = False
 
-    def __enter__(self) -> "_Batch":
+    def __enter__(self) -> _Batch:
         self.store.conn.execute("BEGIN IMMEDIATE")
         return self
 

@@ -5,26 +5,40 @@ moved or renamed file keeps its thumbnail and a changed file gets a new one. Fil
 atomically; a truncated or unreadable thumbnail is detected (RIFF length check) and made again.
 Only rows of the index are ever read: callers pass an :class:`ImageRow`, never a path.
 """
+
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
 import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .decode import DEFAULT_MAX_PIXELS, open_image
-from .errors import ImageError
-from .paths import DataDir
-from .store import ImageRow
+from pixseek.decode import DEFAULT_MAX_PIXELS, open_image
+from pixseek.errors import ImageError
+from pixseek.fileio import atomic_write
 
-THUMB_SIDE = 320          # longest side in pixels: sharp in a 4-5 column grid on a HiDPI screen
-VIEW_SIDE = 2048          # the "open" view: big enough to inspect, never the 50 MP original
-THUMB_DIR = "thumbs"
+from .database import ImageRow
+from .paths import DataDir
+
+THUMB_SIDE = 320  # longest side in pixels: sharp in a 4-5 column grid on a HiDPI screen
+VIEW_SIDE = 2048  # the "open" view: big enough to inspect, never the 50 MP original
 log = logging.getLogger("pixseek")
 
 
-def _valid_webp(data: bytes) -> bool:
+@dataclass
+class Audit:
+    """What :meth:`Thumbs.audit` found in the cache."""
+
+    ok: int = 0
+    damaged: list[Path] = field(default_factory=list)  # truncated or unreadable files
+    orphans: list[Path] = field(default_factory=list)  # of content no longer indexed, and stray temp files
+
+
+def valid_webp(data: bytes) -> bool:
     """A complete RIFF/WEBP file: the header's length matches what is on disk."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
         return False
@@ -33,7 +47,7 @@ def _valid_webp(data: bytes) -> bool:
 
 class Thumbs:
     def __init__(self, data_dir: DataDir, side: int = THUMB_SIDE, max_pixels: int = DEFAULT_MAX_PIXELS):
-        self.root = data_dir.root / THUMB_DIR
+        self.root = data_dir.thumbs
         self.side = int(side)
         self.max_pixels = max_pixels
 
@@ -47,7 +61,7 @@ class Thumbs:
             data = self.path_for(row.hash).read_bytes()
         except OSError:
             return None
-        return data if _valid_webp(data) else None
+        return data if valid_webp(data) else None
 
     def get(self, row: ImageRow) -> bytes:
         """The thumbnail of ``row`` (WebP bytes), made and cached if missing or damaged.
@@ -94,29 +108,29 @@ class Thumbs:
 
     @staticmethod
     def _write(path: Path, data: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        except OSError:  # a read-only or full disk: serve the thumbnail without caching it
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+        with contextlib.suppress(OSError):  # a read-only or full disk: serve the thumbnail without caching it
+            atomic_write(path, data)
 
-    def check(self, rows) -> dict:
-        """Count present, missing and damaged thumbnails for ``rows`` (for ``pixseek doctor``)."""
-        out = {"ok": 0, "missing": 0, "damaged": 0}
-        for row in rows:
-            p = self.path_for(row.hash)
+    # --- maintenance (pixseek doctor) -------------------------------------------------------------
+    def audit(self, indexed_hashes: set[str]) -> Audit:
+        """Check every cached thumbnail: complete, and of content that is still indexed."""
+        out = Audit()
+        for p in self.root.rglob("*.webp"):
             try:
-                data = p.read_bytes()
-            except FileNotFoundError:
-                out["missing"] += 1
-                continue
+                good = valid_webp(p.read_bytes())
             except OSError:
-                out["damaged"] += 1
-                continue
-            out["ok" if _valid_webp(data) else "damaged"] += 1
+                good = False
+            if not good:
+                out.damaged.append(p)
+            elif p.name.split("-", 1)[0] not in indexed_hashes:
+                out.orphans.append(p)
+            else:
+                out.ok += 1
+        out.orphans += self.root.rglob(".*.tmp")
         return out
+
+    def remove(self, paths: Iterable[Path]) -> None:
+        """Delete cached thumbnails (each is made again on its next view)."""
+        for p in paths:
+            if p.is_relative_to(self.root):
+                p.unlink(missing_ok=True)

@@ -1,0 +1,170 @@
+"""The ONNX Runtime implementation of :class:`~pixseek.models.encoder.Encoder`: a model's exported towers.
+
+No torch and no open_clip: images go through open_clip's validation transform re-done on PIL
+(:func:`preprocess_array`), text through the model's own ``tokenizer.json`` run by the ``tokenizers``
+package with the same padding and truncation. Vectors equal the torch path's to float precision
+(same model id). An export without a text tower (open_clip's own tokenizer needs torch) answers text
+through ``text_fallback``, a torch encoder loaded only when a text is first encoded.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+try:
+    from ftfy import fix_text as _fix
+except ImportError:  # pragma: no cover - ftfy comes with open_clip
+
+    def _fix(text: str) -> str:
+        return text
+
+
+HEAVY_TOWER_BYTES = 64 << 20  # an exported image tower this big runs with spinning threads (see below)
+_RESAMPLE = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+}
+
+
+def clean_text(text: str) -> str:
+    """open_clip's HFTokenizer clean-up (ftfy, HTML entities, whitespace) before tokenising."""
+    return " ".join(html.unescape(html.unescape(_fix(text))).split())
+
+
+def preprocess_array(
+    img: Image.Image,
+    size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    interpolation: str = "bicubic",
+    resize_mode: str = "shortest",
+) -> np.ndarray:
+    """PIL image -> CHW float32, as open_clip's validation transform: resize (shortest side, or squash)
+    with PIL, centre crop, scale to [0, 1], normalise."""
+    w, h = img.size
+    resample = _RESAMPLE.get(interpolation, Image.Resampling.BICUBIC)
+    if resize_mode == "squash":
+        img = img.resize((size, size), resample)
+    else:
+        nw, nh = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+        if (nw, nh) != (w, h):
+            img = img.resize((nw, nh), resample)
+        left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))
+        img = img.crop((left, top, left + size, top + size))
+    pixels = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    x: np.ndarray = (pixels - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class OnnxEncoder:
+    """A model's exported towers (``folder`` with ``encoder.json``, see :mod:`pixseek.models.export`).
+
+    ``for_indexing``: tuned for a long batch run (one thread per core; spinning threads for a heavy
+    tower) and the image tower opened at once, so a damaged file fails before any work. Otherwise ONNX
+    Runtime's defaults and sessions opened on first use (a query encodes one thing).
+    """
+
+    runtime = "onnx"
+    device = "cpu"
+
+    def __init__(
+        self,
+        folder: Path,
+        meta: dict,
+        spec: str | None = None,
+        *,
+        for_indexing: bool = False,
+        text_fallback: Callable[[], Any] | None = None,
+    ):
+        import onnxruntime as ort
+
+        self.folder, self.meta, self.spec = folder, meta, spec or meta["model_id"]
+        self.model_id: str = meta["model_id"]
+        self.dim = int(meta["dim"])
+        self.image_size = int(meta["image_size"])
+        self.has_text = (folder / "text.onnx").is_file() and meta.get("tokenizer", {}).get("kind") == "hf"
+        self._ort, self._for_indexing = ort, for_indexing
+        self._text_fallback = text_fallback
+        self._fallback: Any = None
+        self._image: Any = None
+        self._text: Any = None
+        if for_indexing:
+            self._image = self._session("image.onnx")
+
+    @property
+    def uses_torch(self) -> bool:
+        """Whether a torch model had to be loaded (for text, when the export has no text tower)."""
+        return self._fallback is not None
+
+    def _session(self, name: str) -> Any:
+        opts = self._ort.SessionOptions()
+        opts.log_severity_level = 3
+        if self._for_indexing:
+            opts.intra_op_num_threads = _cores()
+            # ORT's threads spin-wait between operators. For a heavy tower (ViT-B class) that is ~15 %
+            # faster and the model is the bottleneck; a light tower is decode-bound, and spinning takes
+            # the cores the decode workers need (bench/indexing.py, 8 MP JPEGs: ~10 % slower). File size
+            # stands for cost.
+            heavy = (self.folder / "image.onnx").stat().st_size >= HEAVY_TOWER_BYTES
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if heavy else "0")
+        return self._ort.InferenceSession(str(self.folder / name), opts, providers=["CPUExecutionProvider"])
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        m = self.meta
+        return preprocess_array(
+            image,
+            self.image_size,
+            m["mean"],
+            m["std"],
+            m.get("interpolation", "bicubic"),
+            m.get("resize_mode", "shortest"),
+        )
+
+    def encode_tensors(self, batch: Any) -> np.ndarray:
+        """Preprocessed NCHW pixels (numpy, or a torch tensor from the decode workers) -> unit vectors."""
+        if self._image is None:
+            self._image = self._session("image.onnx")
+        x = np.ascontiguousarray(batch.numpy() if hasattr(batch, "numpy") else batch, dtype=np.float32)
+        return np.asarray(self._image.run(None, {"pixels": x})[0], dtype=np.float32)
+
+    def encode_images(self, images: Sequence) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.dim), np.float32)
+        return self.encode_tensors(np.stack([self.preprocess(im) for im in images]))
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        if not self.has_text:
+            if self._text_fallback is None:
+                raise RuntimeError(f"the export of {self.model_id} has no text encoder")
+            if self._fallback is None:
+                self._fallback = self._text_fallback()
+            return self._fallback.encode_texts(texts)
+        if self._text is None:
+            self._text = (self._tokenizer(), self._session("text.onnx"))
+        tok, sess = self._text
+        ids = np.array([e.ids for e in tok.encode_batch([clean_text(t) for t in texts])], dtype=np.int64)
+        return np.asarray(sess.run(None, {"ids": ids})[0], dtype=np.float32)
+
+    def _tokenizer(self) -> Any:
+        """The exported tokenizer.json with the model's padding and truncation (``tokenizers`` package)."""
+        from tokenizers import Tokenizer
+
+        cfg = self.meta["tokenizer"]
+        tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        tok.enable_truncation(max_length=cfg["context_length"])
+        tok.enable_padding(length=cfg["context_length"], pad_id=cfg["pad_id"])
+        return tok

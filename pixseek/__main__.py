@@ -1,0 +1,5 @@
+"""``python -m pixseek``: the command line."""
+
+from .cli import main
+
+main()
