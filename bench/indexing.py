@@ -65,7 +65,7 @@ def pixseek_rate(emb, folder, batch: int, workers: int | None) -> tuple[float, i
     try:
         ix = Indexer(db, encoder=emb, batch_size=batch, workers=workers, export_encoders=False)
         s = ix.run([str(folder)])
-        return s.images_per_s, ix._workers(emb), s
+        return s.images_per_s, ix.decode_workers(), s
     finally:
         shutil.rmtree(db, ignore_errors=True)
 

@@ -35,15 +35,22 @@ def synthetic(n: int, seed: int, centers: np.ndarray, spread: float | None = Non
 SPREAD = 1.0
 
 
+def _count(root) -> int:
+    from pixseek.store import Store
+
+    with Store.open(root) as st:
+        return st.count()
+
+
 def make_db(n: int, model_id: str):
     from pixseek.store.database import Store
-    from pixseek.store.vectors import TUNING_QUERIES_FILE
+    from pixseek.store.paths import TUNING_QUERIES_FILE
 
     root = CACHE / "query" / (f"n{n}" if SPREAD == 1.0 else f"n{n}-s{SPREAD}")
     rng = np.random.default_rng(1)
     centers = rng.standard_normal((2000, DIM)).astype(np.float32) / np.sqrt(DIM) * 4
     gap = rng.standard_normal(DIM).astype(np.float32) / np.sqrt(DIM) * 3
-    if not (root / "pixseek.db").exists() or Store.open(root).count() != n:
+    if not (root / "pixseek.db").exists() or _count(root) != n:
         import shutil
 
         shutil.rmtree(root, ignore_errors=True)

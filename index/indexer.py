@@ -177,7 +177,8 @@ class Indexer:
             s.failed += len(plan.scan_errors)
 
     # --- apply: decode, embed, commit -------------------------------------------------------------
-    def _workers(self) -> int:
+    def decode_workers(self) -> int:
+        """Decode processes a run uses: ``workers`` when given, else about one per core."""
         if self.workers is not None:
             return self.workers
         # About one per core: decoding is the bottleneck for small models, and a big model's threads
@@ -200,7 +201,7 @@ class Indexer:
             min_side=enc.image_size,
             max_pixels=self.max_pixels,
             known_hashes=frozenset(plan.vanished_by_hash),
-            workers=self._workers(),
+            workers=self.decode_workers(),
             batch_size=self.batch_size or (256 if cuda else 64),
             pin_memory=cuda,
         )

@@ -14,8 +14,8 @@ faster CPU forward pass). Both give the same vectors under the same model id.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeAlias
 
 import numpy as np
 
@@ -27,6 +27,8 @@ from .registry import resolve
 
 
 class Encoder(Protocol):
+    """Pictures and texts -> float32 unit vectors of one model (rows of a 2-d array)."""
+
     model_id: str  # NAME#HASH of the weights: every vector is tagged with it
     dim: int
     image_size: int  # the square input side the image tower takes
@@ -45,6 +47,9 @@ class Encoder(Protocol):
     def encode_images(self, images: Sequence) -> np.ndarray: ...
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+Check: TypeAlias = Callable[[Encoder], None]  # raises when an encoder is not the model wanted
 
 
 def cpu_only(device: str | None) -> bool:
@@ -66,15 +71,14 @@ def load_torch(spec: str | None, device: str | None = None) -> Any:
     return load(spec, device)
 
 
-def _torch_for(spec: str | None, device: str | None, model_id: str) -> Any:
-    """The torch encoder of ``spec``, refused unless its weights are ``model_id``'s."""
-    enc = load_torch(spec, device)
-    if enc.model_id != model_id:
-        raise ModelMismatchError(
-            f"the exported encoders are for {model_id}, but the weights of {spec} are {enc.model_id}; "
-            f"index again to export them anew"
-        )
-    return enc
+def _same_weights(model_id: str, spec: str | None) -> Check:
+    def check(enc: Encoder) -> None:
+        if enc.model_id != model_id:
+            raise ModelMismatchError(
+                f"the exported encoders are for {model_id}, the weights of {spec} are {enc.model_id}"
+            )
+
+    return check
 
 
 def for_indexing(spec: str | None = None, device: str | None = None, runtime: str | None = None) -> Encoder:
@@ -85,34 +89,40 @@ def for_indexing(spec: str | None = None, device: str | None = None, runtime: st
         if found is not None:
             folder, meta = found
             try:
-                return _onnx(folder, meta, src.spec, for_indexing=True, device=device)
+                return _onnx(folder, meta, src.spec, "cpu", _same_weights(meta["model_id"], src.spec), indexing=True)
             except Exception:
                 pass
     return load_torch(spec, device)
 
 
-def for_queries(model_id: str, spec: str | None, device: str | None = None) -> Encoder:
-    """The encoder for queries against an index of ``model_id`` (made from ``spec``)."""
+def for_queries(model_id: str, spec: str | None, device: str | None = None, check: Check | None = None) -> Encoder:
+    """The encoder for queries against an index of ``model_id`` (made from ``spec``). ``check`` sees
+    every torch encoder before it is used, and raises if it is another model (default: a
+    ModelMismatchError that names both)."""
+    check = check or _same_weights(model_id, spec)
     found = export.read_export(model_id)
     if found is not None:
         try:
-            return _onnx(found[0], found[1], spec, for_indexing=False, device=device)
+            return _onnx(found[0], found[1], spec, device, check, indexing=False)
         except ImportError:  # no onnxruntime
             pass
-    return _torch_for(spec, device, model_id)
+    enc = load_torch(spec, device)
+    check(enc)
+    return enc
 
 
-def _onnx(folder: Any, meta: dict, spec: str | None, *, for_indexing: bool, device: str | None) -> Encoder:
+def _onnx(
+    folder: Any, meta: dict, spec: str | None, torch_device: str | None, check: Check, *, indexing: bool
+) -> Encoder:
+    """The export's encoder; text goes to the torch model of ``spec`` (checked) when it has no text tower."""
     from .onnx_encoder import OnnxEncoder
 
-    model_id = meta["model_id"]
-    return OnnxEncoder(
-        folder,
-        meta,
-        spec,
-        for_indexing=for_indexing,
-        text_fallback=lambda: _torch_for(spec, "cpu" if device in (None, "auto") else device, model_id),
-    )
+    def text_fallback() -> Encoder:
+        enc = load_torch(spec, torch_device)
+        check(enc)
+        return enc
+
+    return OnnxEncoder(folder, meta, spec, for_indexing=indexing, text_fallback=text_fallback)
 
 
 def export_for_cpu(enc: Encoder) -> None:

@@ -1,19 +1,22 @@
 """Building torch models with open_clip: configs, weights, model ids. Used by the torch encoder and train.
 
-pixseek's configs reach open_clip through its public ``add_model_config``: each is written, with its
-``pkg:`` references resolved to folders, into the cache (``$XDG_CACHE_HOME/pixseek/open_clip-configs``)
-and that folder is registered. A model id is ``NAME#HASH``, HASH the first 12 hex digits of the
+pixseek's configs reach open_clip through its public ``add_model_config``, which reads config files:
+each is written, with its ``pkg:`` references resolved to this install's folders, into a temporary
+folder private to the process (removed at exit), so no other install's paths can leak in. An open_clip
+built-in of the same name wins, as it always did. A model id is ``NAME#HASH``, HASH the first 12 hex digits of the
 sha256 of the checkpoint (with the text tower's file when it comes from a package), or of the seeded
 random weights.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
 import logging
 import os
+import shutil
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
@@ -27,34 +30,37 @@ from pixseek.fileio import atomic_write
 from .registry import ModelSource, own_configs, resolve_config, source_config, text_tower_dir
 
 _registered: set[str] = set()
+_folder: tuple[int, Path] | None = None  # (pid, folder) of this process's resolved configs
 
 
 # --- configs -------------------------------------------------------------------------------------
 
 
+def _remove_folder(pid: int, folder: Path) -> None:
+    if os.getpid() == pid:  # never from a forked child: the folder is its parent's
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _config_folder() -> Path:
-    folder = settings.cache_dir() / "open_clip-configs"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    except OSError:  # a read-only cache: a private temporary folder will do for this process
-        return Path(tempfile.mkdtemp(prefix="pixseek-configs-"))
+    global _folder
+    if _folder is None or _folder[0] != os.getpid():
+        _folder = (os.getpid(), Path(tempfile.mkdtemp(prefix="pixseek-configs-")))
+        atexit.register(_remove_folder, *_folder)
+    return _folder[1]
 
 
 def _register(name: str, cfg: dict) -> None:
     """Make config ``name`` known to open_clip (create_model, get_tokenizer), once per process."""
-    if name in _registered:
-        return
     import open_clip
 
-    path = _config_folder() / f"{name}.json"
+    if name in _registered or name in open_clip.list_models():
+        return
     text = json.dumps(resolve_config(cfg), indent=1, sort_keys=True)
     try:
-        current = path.read_text()
-    except OSError:
-        current = None
-    if current != text:
-        atomic_write(path, text)
+        path = _config_folder() / f"{name}.json"
+        path.write_text(text)  # a private folder: nobody reads it half-written
+    except OSError as e:
+        raise CheckpointError(f"cannot prepare model config {name} for open_clip: {e.strerror or e}") from None
     open_clip.add_model_config(path)
     _registered.add(name)
 
@@ -91,16 +97,18 @@ def first_line(e: BaseException) -> str:
     return lines[0] if lines else type(e).__name__
 
 
-def create(arch: str, *, seed: int = 0) -> Any:
-    """A new open_clip model of ``arch`` on the CPU: seeded random weights, except a Hugging Face text
-    tower, which loads its pretrained weights from its (local) folder."""
+def create(arch: str, *, seed: int | None = None) -> Any:
+    """A new open_clip model of ``arch`` on the CPU with random weights (from torch's global generator,
+    seeded with ``seed`` when given), except a Hugging Face text tower, which loads its pretrained
+    weights from its (local) folder."""
     import open_clip
     import torch
 
     hf_text = hf_text_tower(arch)
     if hf_text:
         quiet_transformers()
-    torch.manual_seed(seed)
+    if seed is not None:
+        torch.manual_seed(seed)
     logging.disable(logging.WARNING)  # open_clip logs "initialized randomly" on the root logger
     try:
         return open_clip.create_model(arch, pretrained=None, pretrained_text=hf_text, device="cpu")
@@ -237,7 +245,7 @@ def build(src: ModelSource) -> tuple[Any, str]:
     if src.config_file is not None and src.model_cfg is not None:
         _register(src.arch, src.model_cfg)
     checkpoint = pretrained_file(src) if src.kind == "pretrained" else src.checkpoint
-    model = create(src.arch, seed=src.seed)
+    model = create(src.arch, seed=src.seed if src.kind == "random" else None)
     hf_text = hf_text_tower(src.arch)
     if checkpoint is None:
         digest = state_dict_sha256(model)

@@ -47,6 +47,15 @@ class ModelSource:
     seed: int = 0
     config_file: Path | None = None  # a local checkpoint's own config (not one of configs/)
     model_cfg: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    stamp: tuple[int, int] | None = None  # the checkpoint's (size, mtime): changed weights, another source
+
+    def __post_init__(self) -> None:
+        if self.checkpoint is not None and self.stamp is None:
+            try:
+                st = self.checkpoint.stat()
+                object.__setattr__(self, "stamp", (st.st_size, st.st_mtime_ns))
+            except OSError:
+                pass
 
 
 # --- the registry folder ------------------------------------------------------------------------

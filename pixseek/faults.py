@@ -20,15 +20,13 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import sys
 
 from . import settings
 
 _SPEC: tuple[str, int, str] | None = None
 _counts: dict[str, int] = {}
 _loaded = False
-# The process that imported this module: a forked decode worker inherits the value, so it can tell
-# that a kill must take its parent (the indexer) as well as itself.
-_OWNER_PID = os.getpid()
 
 
 def _load() -> None:
@@ -52,9 +50,15 @@ def point(name: str) -> None:
         return
     if _SPEC[2] == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    if os.getpid() != _OWNER_PID:
-        os.kill(_OWNER_PID, signal.SIGKILL)  # a forked worker: the power cut takes the indexer too
+    if _in_decode_worker():
+        os.kill(os.getppid(), signal.SIGKILL)  # the power cut takes the indexer that forked it too
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _in_decode_worker() -> bool:
+    """Whether this process is one of the indexer's DataLoader decode workers (they import torch)."""
+    data = sys.modules.get("torch.utils.data")
+    return data is not None and data.get_worker_info() is not None
 
 
 def reset() -> None:

@@ -1,8 +1,10 @@
-"""Atomic file writes: every file pixseek writes goes through here.
+"""Atomic file writes, for every file pixseek reads back: caches, exports, checkpoints, manifests.
 
 A reader sees the old file or the new one, never half of one: the content goes to a temporary file
-beside the target (same folder, so the same file system), optionally fsync'ed, then ``os.replace``
-puts it in place. On any error the temporary file is removed and the target is untouched.
+beside the target (same folder, so the same file system; named per process and thread), optionally
+fsync'ed, then ``os.replace`` puts it in place. On any error the temporary file is removed and the
+target is untouched. (Bulk outputs such as a dataset's extracted pictures are written directly and
+made valid by a marker file written last.)
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 
 def _temp_beside(path: Path, suffix: str = "") -> Path:
     # Hidden, unique per process, and ending like the target (np.save and friends add suffixes otherwise).
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+    return path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp{suffix}")
 
 
 @contextlib.contextmanager

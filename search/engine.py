@@ -127,7 +127,7 @@ class Engine:
             if self._model_spec is not None:
                 enc = load_torch(self._model_spec, self._device)
             else:
-                enc = for_queries(self.store.model_id or "", self.store.model_spec, self._device)
+                enc = for_queries(self.store.model_id or "", self.store.model_spec, self._device, self._check_model)
             self._check_model(enc)
             self._encoder = enc
         return self._encoder

@@ -92,7 +92,7 @@ def normalise_factory(factory: str) -> str:
 
 
 def check_factory(kind: str, dim: int | None) -> str:
-    """``auto``, or a FAISS factory string FAISS can build (normalised spelling); else VectorIndexError."""
+    """``auto``, or ``kind`` as typed when FAISS can build it; else VectorIndexError (one line)."""
     kind = kind.strip()
     if kind.lower() == AUTO:
         return AUTO
@@ -108,10 +108,15 @@ def check_factory(kind: str, dim: int | None) -> str:
     return kind
 
 
-def wanted_factory(setting: str | None, n: int, dim: int) -> str:
-    """The normalised factory an index of ``n`` vectors should have under the index-type ``setting``."""
+def chosen_factory(setting: str | None, n: int, dim: int) -> str:
+    """The factory an index of ``n`` vectors gets under the index-type ``setting`` (as the user wrote it)."""
     requested = setting or AUTO
-    return normalise_factory(choose_factory(n, dim) if requested == AUTO else requested)
+    return choose_factory(n, dim) if requested == AUTO else requested
+
+
+def wanted_factory(setting: str | None, n: int, dim: int) -> str:
+    """:func:`chosen_factory`, normalised as the index is built (ids are SQLite row ids)."""
+    return normalise_factory(chosen_factory(setting, n, dim))
 
 
 def needs_rebuild(factory: str, tuned_n: int, setting: str | None, n: int, dim: int) -> bool:
@@ -164,10 +169,11 @@ def exact_topk(blocks: Any, queries: np.ndarray, k: int) -> np.ndarray:
 
 
 def recall_at(found: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
-    """Share of the true top-k that ``found`` holds (faiss contrib's intersection measure)."""
-    from faiss.contrib.evaluation import knn_intersection_measure
-
-    return float(knn_intersection_measure(np.asarray(found)[:, :k], np.asarray(truth)[:, :k]))
+    """Share of the true top-k that ``found`` holds. Not faiss contrib's ``knn_intersection_measure``:
+    that counts a shared -1 ("no result", a corpus smaller than k) as a hit and needs equal widths."""
+    hits = sum(len(set(f[:k]) & set(t[:k]) - {-1}) for f, t in zip(found, truth))
+    total = sum(len(set(t[:k]) - {-1}) for t in truth)
+    return hits / max(total, 1)
 
 
 def train_index(index, sample: np.ndarray) -> None:

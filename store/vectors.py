@@ -156,14 +156,15 @@ class VectorIndex:
         if dim is None:
             raise VectorIndexError("database has no model yet")
         generation, n = store.generation, store.count()
-        full = ann.wanted_factory(factory or store.meta("index_type"), n, dim)
+        chosen = ann.chosen_factory(factory or store.meta("index_type"), n, dim)
+        full = ann.normalise_factory(chosen)
         try:
             index = faiss.index_factory(dim, full, faiss.METRIC_INNER_PRODUCT)
         except Exception as e:
-            raise VectorIndexError(f"invalid index type {full!r}: {str(e).splitlines()[0][:160]}") from None
+            raise VectorIndexError(f"invalid index type {chosen!r}: {str(e).splitlines()[0][:160]}") from None
         t0 = time.perf_counter()
         if not index.is_trained:
-            cls._train(index, full, store, seed)
+            cls._train(index, chosen, store, seed)
         for ids, vecs in store.iter_vectors():
             index.add_with_ids(vecs, ids)
         vi = cls(index, store.model_id or "", dim, generation, full, tuned_n=n)
@@ -185,6 +186,8 @@ class VectorIndex:
 
     @staticmethod
     def _train(index: Any, factory: str, store: Store, seed: int) -> None:
+        """Train ``index`` (IVF k-means, codebooks) on a sample of the stored vectors; ``factory`` as
+        the user wrote it, for the message."""
         nlist = _faiss().extract_index_ivf(index).nlist if "IVF" in factory else 256
         sample = store.sample_vectors(max(nlist * ann.TRAIN_PER_LIST, 10_000), seed=seed)
         if len(sample) < nlist:

@@ -102,7 +102,8 @@ def test_tuned_recall_and_persistence(synthetic, factory):
         em.EXACT_SELECTION = old
     assert len(res) == 10 and all(r.path.startswith("/pics/a/") for r in res)
     ids_a = np.array(sorted(i for i, r in st.get(st.ids()).items() if r.path.startswith("/pics/a/")))
-    exact_a = ann.exact_topk([st.vectors_for(ids_a)], queries[:1], 10)[0]
+    got, vecs = st.vectors_for(ids_a)  # the exact top 10 among them, by brute force
+    exact_a = got[np.argsort(-(vecs @ queries[0]), kind="stable")[:10]]
     assert len({r.id for r in res} & set(exact_a.tolist())) >= 9
 
 
@@ -133,3 +134,10 @@ def test_bad_index_type_is_refused_before_work(synthetic, tmp_path, tiny):
     st.set_meta(index_type="IVF100000,Flat")
     with pytest.raises(VectorIndexError, match="index type IVF100000,Flat needs at least 100000 vectors to train"):
         VectorIndex.build(st)
+
+
+def test_recall_ignores_missing_results():
+    """A corpus smaller than k: the -1 ("no result") slots are neither hits nor misses."""
+    assert ann.recall_at(np.array([[1, 2, -1]]), np.array([[2, 1, -1]]), 3) == 1.0
+    assert ann.recall_at(np.array([[1, -1, -1]]), np.array([[2, 1, -1]]), 3) == 0.5
+    assert ann.recall_at(np.array([[5, 6]]), np.array([[1, 2]]), 2) == 0.0

@@ -3,6 +3,7 @@ their typed errors, whatever bytes or text they are given."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 
@@ -19,11 +20,6 @@ from pixseek.store.filters import Filter, parse_date
 
 SEEDS = [encode(draw(i, (48, 40)), fmt) for i, fmt in enumerate(("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"))]
 EXAMPLES = int(os.environ.get("PIXSEEK_FUZZ_EXAMPLES", "300"))
-SQL = sqlite3.connect(":memory:", check_same_thread=False)
-SQL.execute(
-    "CREATE TABLE images (id INTEGER PRIMARY KEY, path TEXT, format TEXT, taken_at REAL, mtime_ns INTEGER, "
-    "width INTEGER, height INTEGER)"
-)
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 
@@ -93,7 +89,12 @@ def test_filter_parser_never_crashes(folder, formats, date, min_side):
         return
     # every value is a bound parameter: one '?' per parameter, and the clause runs as SQL whatever was typed
     assert where.count("?") == len(params)
-    SQL.execute(f"SELECT id FROM images WHERE {where}", params).fetchall()
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        db.execute(
+            "CREATE TABLE images (id INTEGER PRIMARY KEY, path TEXT, format TEXT, taken_at REAL, "
+            "mtime_ns INTEGER, width INTEGER, height INTEGER)"
+        )
+        db.execute(f"SELECT id FROM images WHERE {where}", params).fetchall()
     benign = Filter(
         folder="/x" if folder else None, formats=("F",) * len(formats), date_from=parse_date(date), min_side=min_side
     ).sql()[0]

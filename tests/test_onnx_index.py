@@ -250,3 +250,25 @@ def test_killed_onnx_run_leaves_no_worker_behind(tmp_path, ckpt_model):
         timeout=300,
     )
     assert again.returncode == 0 and json.loads(again.stdout)["total"] == 60
+
+
+def test_changed_weights_are_refused_by_search_with_the_index_message(tmp_path, ckpt_model):
+    """The index's weights changed on disk after indexing: a text search (torch, the export has no text
+    tower) refuses them and says which model the index holds and how to search it."""
+    import torch
+
+    from pixseek.models import openclip
+    from pixseek.search import Engine
+
+    spec, path = ckpt_model
+    corpus = tmp_path / "photos"
+    make_corpus(corpus, 4)
+    db = tmp_path / "db"
+    Indexer(db, model=spec).run([corpus])
+    with Store.open(db) as st:
+        indexed = st.model_id
+    torch.save(openclip.create("pixseek-vit-tiny", seed=7).state_dict(), path)
+    with Engine.open(db) as eng, pytest.raises(ModelMismatchError) as e:
+        eng.text("a red square")
+    assert str(e.value).startswith(f"index in {db} was built with model {indexed}, not pixseek-vit-tiny:tiny.pt#")
+    assert str(e.value).endswith(f"; search it with --model {spec}")

@@ -3,38 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
-from importlib import resources
 from pathlib import Path
 
 from imagegen import make_corpus
+from pagetest import APP, open_page, result_cards, result_folders
 from streamlit.testing.v1 import AppTest
 
 from pixseek.index.indexer import Indexer
-
-APP = str(resources.files("pixseek.ui") / "app.py")
-CARD = re.compile(r"^\*\*(?P<score>-?[\d.]+)\*\* · (?P<name>.+)$")
-
-
-def _app(db, monkeypatch, query: str | None = None) -> AppTest:
-    monkeypatch.setenv("PIXSEEK_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=120)
-    if query is not None:
-        at.query_params["q"] = query
-    return at.run()
-
-
-def _cards(at: AppTest) -> list[tuple[float, str]]:
-    out = []
-    for m in at.main.markdown:
-        hit = CARD.match(m.value)
-        if hit:
-            out.append((float(hit["score"]), hit["name"]))
-    return out
-
-
-def _folders(at: AppTest) -> list[str]:
-    return [c.value for c in at.main.caption if c.value.startswith("/")]
 
 
 def _service(db):
@@ -51,7 +26,7 @@ def _ok(at: AppTest) -> None:
 
 def test_no_index_tells_the_exact_command(tmp_path, monkeypatch):
     db = tmp_path / "nothing-here"
-    at = _app(db, monkeypatch)
+    at = open_page(db, monkeypatch)
     _ok(at)
     assert at.info[0].value == f"No index yet in `{db}`. Build one with:"
     assert at.code[0].value == f"pixseek index PATH --db {db}"
@@ -59,7 +34,7 @@ def test_no_index_tells_the_exact_command(tmp_path, monkeypatch):
 
 def test_empty_query_and_sidebar_facts(ui_index, monkeypatch):
     db, root = ui_index
-    at = _app(db, monkeypatch)
+    at = open_page(db, monkeypatch)
     _ok(at)
     assert at.info[0].value == "Type a description, or drop a picture to find similar ones."
     facts = at.sidebar.markdown[0].value
@@ -67,22 +42,22 @@ def test_empty_query_and_sidebar_facts(ui_index, monkeypatch):
     assert at.sidebar.expander[0].label == "1 files could not be indexed"
     table = at.sidebar.dataframe[0].value
     assert list(table["file"]) == [str(root / "broken.jpg")] and list(table["stage"]) == ["decode"]
-    assert not _cards(at)
+    assert not result_cards(at)
 
 
 def test_text_search_pages_without_re_encoding(ui_index, monkeypatch):
     db, _ = ui_index
-    at = _app(db, monkeypatch)
+    at = open_page(db, monkeypatch)
     at.sidebar.selectbox(key="page_size").set_value(12)
     at.text_input(key="q").input("a red square").run()
     _ok(at)
-    cards = _cards(at)
+    cards = result_cards(at)
     assert len(cards) == 12 and [s for s, _ in cards] == sorted((s for s, _ in cards), reverse=True)
     svc = _service(db)
     encodes = svc.encodes
     at.button(key="load-more").click().run()
     _ok(at)
-    more = _cards(at)
+    more = result_cards(at)
     assert len(more) == 24 and more[:12] == cards
     assert svc.encodes == encodes  # paging re-used the query vector
     assert not [b for b in at.button if b.key == "load-more"]  # all 24 shown: no more to load
@@ -91,12 +66,12 @@ def test_text_search_pages_without_re_encoding(ui_index, monkeypatch):
 
 def test_link_with_query_and_threshold_no_good_match(ui_index, monkeypatch):
     db, _ = ui_index
-    at = _app(db, monkeypatch, query="blue circle")
+    at = open_page(db, monkeypatch, query="blue circle")
     _ok(at)
-    assert at.text_input(key="q").value == "blue circle" and len(_cards(at)) == 24
+    assert at.text_input(key="q").value == "blue circle" and len(result_cards(at)) == 24
     at.sidebar.slider(key="min_score").set_value(0.99).run()
     _ok(at)
-    assert not _cards(at)
+    assert not result_cards(at)
     assert at.warning[0].value == (
         "No good match: nothing scored 0.99 or more. Lower the minimum score or describe it differently."
     )
@@ -104,38 +79,38 @@ def test_link_with_query_and_threshold_no_good_match(ui_index, monkeypatch):
 
 def test_upload_finds_itself_and_bad_upload_is_one_line(ui_index, monkeypatch):
     db, root = ui_index
-    at = _app(db, monkeypatch)
+    at = open_page(db, monkeypatch)
     target = root / "set1" / "img0004.png"
     at.file_uploader[0].upload("query.png", target.read_bytes(), "image/png").run()
     _ok(at)
-    cards = _cards(at)
+    cards = result_cards(at)
     assert cards[0][1] == "img0004.png" and cards[0][0] > 0.99
     # text + picture: the weight slider appears and moves the ranking toward the text
     at.text_input(key="q").input("a green triangle").run()
     assert at.slider(key="weight").value == 0.5
     at.slider(key="weight").set_value(1.0).run()
     _ok(at)
-    assert _cards(at)[0][1] == "img0004.png"
+    assert result_cards(at)[0][1] == "img0004.png"
     # an unreadable upload: a clear message, no traceback, no results
-    at2 = _app(db, monkeypatch)
+    at2 = open_page(db, monkeypatch)
     at2.file_uploader[0].upload("holiday.png", b"this is not a picture", "image/png").run()
     _ok(at2)
     assert at2.error[0].value.startswith("cannot use holiday.png: not a supported image: the content is none of")
-    assert not _cards(at2)
+    assert not result_cards(at2)
     n = len(list(Path(db).rglob("*")))
     assert n == len(list(Path(db).rglob("*")))  # uploads never land in the data dir
 
 
 def test_more_like_this_and_clear(ui_index, monkeypatch):
     db, _ = ui_index
-    at = _app(db, monkeypatch, query="a yellow star")
-    first = _cards(at)[0][1]
+    at = open_page(db, monkeypatch, query="a yellow star")
+    first = result_cards(at)[0][1]
     key = next(b.key for b in at.button if b.key.startswith("like-"))
     at.button(key=key).click().run()
     _ok(at)
     banner = next(m.value for m in at.main.markdown if m.value.startswith("More like **"))
     assert banner.startswith(f"More like **{first}**")
-    cards = _cards(at)
+    cards = result_cards(at)
     assert first not in [n for _, n in cards] and len(cards) == 23  # itself excluded
     assert at.text_input(key="q").value == ""
     assert at.query_params["like"] == key.split("-")[1]
@@ -145,7 +120,7 @@ def test_more_like_this_and_clear(ui_index, monkeypatch):
 
 def test_open_shows_detail_by_id(ui_index, monkeypatch):
     db, root = ui_index
-    at = _app(db, monkeypatch, query="green")
+    at = open_page(db, monkeypatch, query="green")
     key = next(b.key for b in at.button if b.key.startswith("open-"))
     at.button(key=key).click().run()
     _ok(at)
@@ -159,25 +134,25 @@ def test_open_shows_detail_by_id(ui_index, monkeypatch):
 
 def test_filters_narrow_before_ranking(ui_index, monkeypatch):
     db, root = ui_index
-    at = _app(db, monkeypatch, query="a shape")
+    at = open_page(db, monkeypatch, query="a shape")
     folders = at.sidebar.selectbox(key="f_folder").options
     assert folders[:2] == ["All folders", str(root)] and str(root / "set1") in folders
     at.sidebar.selectbox(key="f_folder").set_value(str(root / "set1")).run()
     _ok(at)
-    assert len(_cards(at)) == 8 and set(_folders(at)) == {str(root / "set1")}
+    assert len(result_cards(at)) == 8 and set(result_folders(at)) == {str(root / "set1")}
     at.sidebar.multiselect(key="f_types").set_value(["PNG"]).run()  # set1 holds only PNGs
-    assert len(_cards(at)) == 8
+    assert len(result_cards(at)) == 8
     at.sidebar.multiselect(key="f_types").set_value(["WEBP"]).run()
-    assert not _cards(at)
+    assert not result_cards(at)
     assert at.warning[0].value.startswith(f"No images match the filters (in {root / 'set1'}, type WEBP)")
     at.sidebar.selectbox(key="f_folder").set_value("All folders").run()
-    names = [n for _, n in _cards(at)]
+    names = [n for _, n in result_cards(at)]
     assert len(names) == 8 and all(n.endswith(".webp") for n in names)
     at.sidebar.selectbox(key="f_folder").set_value("All folders")
     at.sidebar.multiselect(key="f_types").set_value([])
     at.sidebar.date_input(key="f_dates").set_value((dt.date(2018, 5, 1), dt.date(2018, 5, 31))).run()
     _ok(at)
-    assert len(_cards(at)) == 3 and set(_folders(at)) == {str(root / "set2")}
+    assert len(result_cards(at)) == 3 and set(result_folders(at)) == {str(root / "set2")}
     at.sidebar.date_input(key="f_dates").set_value((dt.date(1990, 1, 1), dt.date(1990, 1, 2))).run()
     _ok(at)
     assert at.warning[0].value.startswith("No images match the filters (dated 1990-01-01 to 1990-01-02)")
@@ -185,7 +160,7 @@ def test_filters_narrow_before_ranking(ui_index, monkeypatch):
 
 def test_new_images_appear_after_indexing(ui_index, monkeypatch, tiny):
     db, root = ui_index
-    at = _app(db, monkeypatch, query="anything")
+    at = open_page(db, monkeypatch, query="anything")
     svc = _service(db)
     reloads = svc.reloads
     new = make_corpus(root / "new", 4, start=100, subdirs=False)
@@ -193,7 +168,7 @@ def test_new_images_appear_after_indexing(ui_index, monkeypatch, tiny):
     at.run()  # the page notices the new generation
     at.sidebar.selectbox(key="f_folder").set_value(str(root / "new")).run()
     _ok(at)
-    assert sorted(n for _, n in _cards(at)) == sorted(p.name for p in new)
+    assert sorted(n for _, n in result_cards(at)) == sorted(p.name for p in new)
     assert at.sidebar.markdown[0].value.startswith("**28** images")
     assert svc.reloads == reloads + 1
 
@@ -210,4 +185,4 @@ def test_bad_links_are_messages_not_tracebacks(ui_index, monkeypatch):
         at.run()
         _ok(at)
         assert message in [e.value for e in at.error], [e.value for e in at.error]
-        assert not _cards(at)
+        assert not result_cards(at)

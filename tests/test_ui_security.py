@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pagetest import APP, result_cards, result_folders
 from streamlit.testing.v1 import AppTest
-from test_ui_app import APP, _cards, _folders
 
 from pixseek.store.filters import Filter
 
@@ -32,7 +32,7 @@ ATTEMPTS = {"count": 0}
 
 def _shown_inside(at: AppTest, root: Path) -> None:
     assert not at.exception, [e.value for e in at.exception]
-    for folder in _folders(at):  # each picture shown is captioned with its folder
+    for folder in result_folders(at):  # each picture shown is captioned with its folder
         assert Path(folder).is_relative_to(root), folder
 
 
@@ -47,7 +47,7 @@ def test_link_parameters(ui_index, monkeypatch, value):
         ATTEMPTS["count"] += 1
         _shown_inside(at, root)
         if key == "like":
-            assert not _cards(at)
+            assert not result_cards(at)
             assert "The link names no image: `like` must be an image id." in [e.value for e in at.error]
 
 
@@ -66,16 +66,16 @@ def test_text_boxes_and_upload(ui_index, monkeypatch):
         at.file_uploader[0].upload(name + ".jpg", real, "image/jpeg").run()  # a hostile name is only a label
         ATTEMPTS["count"] += 1
         _shown_inside(at, root)
-        assert _cards(at)[0][1] == "img0000.jpg"
+        assert result_cards(at)[0][1] == "img0000.jpg"
         at = AppTest.from_file(APP, default_timeout=120).run()
         at.file_uploader[0].upload(name, real, "image/jpeg").run()  # no extension: the bytes decide
         ATTEMPTS["count"] += 1
         _shown_inside(at, root)
-        assert _cards(at)[0][1] == "img0000.jpg"
+        assert result_cards(at)[0][1] == "img0000.jpg"
         at2 = AppTest.from_file(APP, default_timeout=120).run()
         at2.file_uploader[0].upload("x.png", name.encode(), "image/png").run()  # a path as the content
         ATTEMPTS["count"] += 1
-        assert not _cards(at2) and at2.error[0].value.startswith("cannot use x.png: not a supported image")
+        assert not result_cards(at2) and at2.error[0].value.startswith("cannot use x.png: not a supported image")
     assert not list(Path(db).rglob("*.jpg")) and not list(Path(db).rglob("*.png"))  # nothing written
 
 

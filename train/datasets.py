@@ -156,8 +156,8 @@ def fetch_emoji(dest: Path, tarballs: Path | None = None, progress: bool = False
                     Image.alpha_composite(white, rgba).convert("RGB").save(out_dir / name, optimize=True)
     rows = list(_emoji_rows(emoji, dest))
     atomic_write(manifest, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    (dest / "ATTRIBUTION.txt").write_text(ATTRIBUTION + "\n")
-    (dest / "COMPLETE").write_text(EMOJI_VERSION + "\n")
+    atomic_write(dest / "ATTRIBUTION.txt", ATTRIBUTION + "\n")
+    atomic_write(dest / "COMPLETE", EMOJI_VERSION + "\n")  # last: the dataset is whole
     return manifest
 
 

@@ -167,7 +167,7 @@ def _query_inputs(svc: Service) -> QuerySpec:
         "Describe what you are looking for", key="q", on_change=_new_query, placeholder="a dog on a beach at sunset"
     )
     neg = left.text_input("…but not", key="neg", on_change=_reset_pages, placeholder="people")
-    # No type= filter and no on_change: the content decides what a file is (search/uploads.py), and
+    # No type= filter and no on_change: the content decides what a file is (pixseek.search.uploads), and
     # Streamlit's own name check would fail outside this script, where no message can be shown.
     up = right.file_uploader(
         "…or search by picture",
