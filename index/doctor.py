@@ -1,15 +1,19 @@
 """``pixseek doctor``: check a data dir and repair what can be rebuilt.
 
-Checks, in order: the SQLite file (``PRAGMA integrity_check``, schema), every stored vector (length and
-finite values), the FAISS cache against the database, the thumbnail cache, and indexed files that are
-gone from disk. Caches are rebuilt; rows with unusable vectors are removed so the next
-``pixseek index`` re-embeds those files. A damaged database cannot be repaired here: that is reported,
-and the exit status says so.
+Checks, in order: the SQLite file (``PRAGMA integrity_check``, the tables and columns the migrations
+make), the index facts in ``meta`` against what the rows say (vector size, model, generation), every
+stored vector (length, finite values, model), the FAISS cache against the database, the thumbnail cache,
+and indexed files that are gone from disk. Meta values are repaired from the data, caches rebuilt, and
+rows with unusable vectors removed so the next ``pixseek index`` re-embeds those files; good vectors are
+never removed because a counter was wrong. A damaged database cannot be repaired here: that is
+reported, and the exit status says so. ``--check-only`` opens the database read-only and changes
+nothing; while an index run holds the data dir it says so instead of calling its caches stale.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,9 +50,9 @@ class Report:
         return 1 if self.failed else 0
 
 
-def _check_database(dd: DataDir, r: Report) -> Store | None:
+def _check_database(dd: DataDir, r: Report, repair: bool) -> Store | None:
     try:
-        store = Store.open(dd)
+        store = Store.open(dd, readonly=not repair)
     except PixseekError as e:
         r.add("database", "failed", e.message + (f" ({e.hint})" if e.hint else ""))
         return None
@@ -63,6 +67,53 @@ def _check_database(dd: DataDir, r: Report) -> Store | None:
         return None
     r.add("database", "ok", f"{store.count():,} images, schema {store.meta('schema_version')}, integrity ok")
     return store
+
+
+def _meta_from_data(store: Store) -> dict[str, str]:
+    """Meta values that disagree with the rows (or cannot be read), with what the rows say instead."""
+    lengths, models = store.vector_profile()
+    if not lengths:
+        return {}
+    fixes: dict[str, str] = {}
+    common_len, common_n = lengths.most_common(1)[0]
+    try:
+        dim = store.dim
+    except PixseekError:
+        dim = None
+    # Only when most rows agree with each other and not with meta: then meta is the damaged one.
+    if common_len % 4 == 0 and common_n * 2 > sum(lengths.values()) and dim != common_len // 4:
+        fixes["dim"] = str(common_len // 4)
+    common_model, model_n = models.most_common(1)[0]
+    if model_n * 2 > sum(models.values()) and store.model_id != common_model:
+        fixes["model_id"] = common_model
+    try:
+        _ = store.generation
+    except PixseekError:
+        fixes["generation"] = "1"  # any new value: the FAISS cache no longer matches and is rebuilt
+    return fixes
+
+
+def _check_meta(store: Store, r: Report, repair: bool) -> bool:
+    """False when meta is damaged and was not repaired (the checks after it would mislead)."""
+    fixes = _meta_from_data(store)
+    if not fixes:
+        r.add("meta", "ok", f"vector size {store.dim}, model {store.model_id}, generation {store.generation}")
+        return True
+    what = ", ".join(f"{k} {store.meta(k)!r} -> {v!r}" for k, v in fixes.items())
+    if not repair:
+        r.add("meta", "failed", f"index facts disagree with the rows: {what} (`pixseek doctor` repairs it)")
+        return False
+    if "generation" in fixes:
+        fixes["generation"] = str(_max_generation(store) + 1)
+        what = ", ".join(f"{k} {store.meta(k)!r} -> {v!r}" for k, v in fixes.items())
+    store.set_meta(**fixes)
+    r.add("meta", "fixed", f"repaired from the rows: {what}")
+    return True
+
+
+def _max_generation(store: Store) -> int:
+    sidecar = VectorIndex.sidecar(store.data_dir)
+    return max(int(sidecar.get("generation") or 0), 0)
 
 
 def _check_vectors(store: Store, r: Report, repair: bool) -> None:
@@ -88,17 +139,21 @@ def _check_vectors(store: Store, r: Report, repair: bool) -> None:
     )
 
 
-def _check_faiss(store: Store, r: Report, repair: bool) -> None:
+def _check_faiss(store: Store, r: Report, repair: bool, busy: bool = False) -> None:
+    """``busy``: an index run holds the data dir (check-only): a cache behind the database is expected."""
     try:
         vi = VectorIndex.load_file(store)
     except VectorIndexError as e:
         if store.count() == 0 and not store.data_dir.faiss.exists():
             r.add("vector index", "ok", "none needed (no images)")
             return
+        if busy:
+            r.add("vector index", "warning", f"{e.message} (the index run saves it when it ends)")
+            return
         if not repair:
             r.add("vector index", "failed", e.message)
             return
-        vi = VectorIndex.build(store)
+        vi = VectorIndex.build_usable(store)
         vi.save(store)
         r.add("vector index", "fixed", f"{e.message}; rebuilt from the database ({vi.ntotal:,} vectors, {vi.factory})")
         return
@@ -115,7 +170,7 @@ def _check_faiss(store: Store, r: Report, repair: bool) -> None:
         if not repair:
             r.add("vector index", "failed", f"{mismatch} sampled vectors differ from the database")
             return
-        vi = VectorIndex.build(store)
+        vi = VectorIndex.build_usable(store)
         vi.save(store)
         r.add("vector index", "fixed", f"{mismatch} sampled vectors differed from the database; rebuilt")
         return
@@ -148,15 +203,18 @@ def _check_thumbnails(store: Store, r: Report, repair: bool) -> None:
 
 def _check_files(store: Store, r: Report) -> None:
     missing = [p for p in store.paths() if not os.path.exists(p)]
-    if missing:
-        r.add(
-            "files",
-            "warning",
-            f"{len(missing):,} indexed files are gone from disk (e.g. {missing[0]}); "
-            f"`pixseek index` on their folder removes them",
-        )
-    else:
+    if not missing:
         r.add("files", "ok", "every indexed file is on disk")
+        return
+    row = store.get_by_path(missing[0])
+    root = row.root if row is not None else os.path.dirname(missing[0])
+    how = f"pixseek index {shlex.quote(root)} --prune" if os.path.isdir(root) else f"pixseek forget {shlex.quote(root)}"
+    r.add(
+        "files",
+        "warning",
+        f"{len(missing):,} indexed files are gone from disk (e.g. {missing[0]}); "
+        f"if they are gone for good, `{how}` removes them from the index",
+    )
 
 
 def run(db_dir=None, *, repair: bool = True) -> Report:
@@ -166,7 +224,14 @@ def run(db_dir=None, *, repair: bool = True) -> Report:
         r.add("database", "failed", f"no pixseek index in {dd.root} (build one with: pixseek index PATH)")
         return r
     if not repair:
-        return _run(dd, r, repair)
+        holder = DirLock.holder(dd)
+        if holder is not None:
+            r.add(
+                "index run",
+                "warning",
+                f"an index run (pid {holder}) is writing to {dd.root}; this is how things stand mid-run",
+            )
+        return _run(dd, r, repair, busy=holder is not None)
     try:
         with DirLock(dd):  # no indexer may write while the doctor repairs
             return _run(dd, r, repair)
@@ -175,13 +240,15 @@ def run(db_dir=None, *, repair: bool = True) -> Report:
         return r
 
 
-def _run(dd: DataDir, r: Report, repair: bool) -> Report:
-    store = _check_database(dd, r)
+def _run(dd: DataDir, r: Report, repair: bool, busy: bool = False) -> Report:
+    store = _check_database(dd, r, repair)
     if store is None:
         return r
     with store:
+        if not _check_meta(store, r, repair):
+            return r
         _check_vectors(store, r, repair)
-        _check_faiss(store, r, repair)
+        _check_faiss(store, r, repair, busy)
         _check_thumbnails(store, r, repair)
         _check_files(store, r)
     return r

@@ -20,13 +20,14 @@ import numpy as np
 
 from pixseek import faults
 from pixseek.decode import DEFAULT_MAX_PIXELS
-from pixseek.errors import ImageError, StoreError
+from pixseek.errors import ImageError, NoImagesError, StoreError
 from pixseek.models import Encoder, export_for_cpu, for_indexing
 from pixseek.models.export import cached_text_vectors
-from pixseek.store import DataDir, Store, VectorIndex, ann
+from pixseek.store import DataDir, Store, VectorIndex, ann, index_types
 from pixseek.store.database import vec_to_blob
 from pixseek.store.lock import DirLock
 
+from . import guard
 from .pipeline import Job, Prepared, prepared_batches
 from .plan import Plan, make_plan
 from .scan import normalize_roots
@@ -41,11 +42,14 @@ class Summary:
     removed: int = 0
     unchanged: int = 0
     failed: int = 0
-    known_failures: int = 0  # files that failed before and have not changed since (not retried)
+    known_failures: int = 0  # files that failed before and whose reason still holds (not retried)
+    aliases: int = 0  # paths reaching a file indexed under another path (symlinks, hard links): skipped
+    kept: int = 0  # rows whose files were not found, kept because the scan looked untrustworthy
     embedded: int = 0  # images that went through the model
     seconds: float = 0.0  # the whole run, model start-up included
     work_seconds: float = 0.0  # reading, decoding, embedding and writing (model start-up excluded)
     total: int = 0  # images in the index after the run
+    notes: list[str] = field(default_factory=list)  # one line each, for the user (e.g. what was kept)
 
     @property
     def images_per_s(self) -> float:
@@ -92,11 +96,13 @@ class Indexer:
         export_encoders: bool = True,
         index_type: str | None = None,
         runtime: str | None = None,
+        prune: bool = False,
     ):
         """``index_type``: "auto" (by corpus size and memory) or a FAISS factory string; kept by the
         index for later runs. ``workers``: decode processes (default: cores + 1, at most 16).
         ``runtime``: "auto" (a CPU run embeds with the model's ONNX export when there is one) or
-        "torch"; default from ``PIXSEEK_RUNTIME``."""
+        "torch"; default from ``PIXSEEK_RUNTIME``. ``prune``: remove the rows of files not found even when
+        the scan looks untrustworthy (:mod:`pixseek.index.guard`)."""
         self.data_dir = db_dir if isinstance(db_dir, DataDir) else DataDir.resolve(db_dir)
         self.index_type = index_type
         self.model_spec = model
@@ -110,6 +116,7 @@ class Indexer:
         self.progress = progress
         self.export_encoders = export_encoders
         self.runtime = runtime
+        self.prune = prune
 
     def _encoder_for(self, store: Store) -> Encoder:
         if self.encoder is None:
@@ -124,6 +131,28 @@ class Indexer:
         with DirLock(self.data_dir), Store.open(self.data_dir) as store:
             self._apply_index_type(store)
             return VectorIndex.open(store, rebuild=True)
+
+    def forget(self, paths: Iterable[str | os.PathLike]) -> int:
+        """Remove what was indexed at or under each path, on purpose (whether or not the path exists
+        now); returns the number of images removed."""
+        roots = []
+        for p in paths:
+            if not os.fspath(p).strip():
+                raise NoImagesError("an empty path names no folder", hint="pixseek forget /path/to/folder")
+            roots.append(os.path.abspath(os.fspath(p)))
+        with DirLock(self.data_dir), Store.open(self.data_dir) as store:
+            vi = VectorIndex.open(store)
+            removed: list[int] = []
+            with store.batch() as b:
+                for root in roots:
+                    removed += store.forget(root)
+                b.changed = bool(removed)
+            vi.remove(removed)
+            vi.generation = store.generation
+            if vi.stale_for(store):
+                vi = VectorIndex.build_usable(store)
+            vi.save(store)
+            return len(removed)
 
     def run(self, paths: Iterable[str | os.PathLike]) -> Summary:
         roots = normalize_roots(paths)
@@ -146,8 +175,8 @@ class Indexer:
         self._apply_index_type(store)
         vi = VectorIndex.open(store)
         s = Summary()
-        plan = make_plan(store, roots, self.exclude, self.include_hidden)
-        s.unchanged, s.known_failures = plan.unchanged, plan.known_failures
+        plan = make_plan(store, roots, self.exclude, self.include_hidden, self.max_pixels)
+        s.unchanged, s.known_failures, s.aliases = plan.unchanged, plan.known_failures, plan.aliases
         self._record_scan_errors(store, plan, s)
         enc = self._encoder_for(store) if plan.work else None
         t_work = time.perf_counter()
@@ -164,7 +193,7 @@ class Indexer:
         """Check ``--index-type`` before any work (a bad one must not fail a long run at the end)."""
         if not self.index_type:
             return
-        kind = ann.check_factory(self.index_type, store.dim)
+        kind = index_types.check(self.index_type, store.dim)
         if store.meta("index_type", "auto") != kind:
             store.set_meta(index_type=kind)
 
@@ -253,21 +282,27 @@ class Indexer:
     def _finish(
         self, store: Store, vi: VectorIndex, roots: list[str], plan: Plan, enc: Encoder | None, s: Summary
     ) -> None:
-        gone = plan.gone
+        gone, kept = guard.judge(plan, self.prune)
+        distrusted = {k.root for k in kept}
         seen = set(plan.listing) | {e.path for e in plan.scan_errors}
         with store.batch() as b:
             if gone:
                 store.delete_images(gone)
                 b.changed = True
-            for root in roots:
-                store.clear_errors_under(root, keep=seen)
+            store.set_identities(plan.identities)
+            for rs in plan.roots:
+                if rs.path not in distrusted:
+                    store.clear_errors_under(rs.path, keep=seen)
+                    store.record_root(rs.path, rs.dev, rs.found)
         vi.remove(gone)
         s.removed = len(gone)
+        s.kept = sum(k.rows for k in kept)
+        s.notes += [k.line() for k in kept]
         vi.generation = store.generation
         if vi.stale_for(store):  # the corpus outgrew the index type or its tuning: rebuild and tune
             if enc is not None:
                 save_tuning_queries(store.data_dir, enc)
-            vi = VectorIndex.build(store)
+            vi = VectorIndex.build_usable(store)
         vi.save(store)
         s.total = store.count()
 
@@ -288,7 +323,7 @@ class Indexer:
         it, e = op.item, op.item.entry
         if op.kind == "error":
             err = it.error or ImageError("unknown error")
-            store.record_error(e.path, err.stage, err.message, e.size, e.mtime_ns)
+            store.record_error(e.path, err.stage, err.message, e.size, e.mtime_ns, err.kind, err.limit)
             s.failed += 1
             return
         if op.kind == "add":
@@ -310,6 +345,8 @@ class Indexer:
                 model_id=model_id,
                 blob=blob,
                 taken_at=it.taken_at,
+                dev=e.dev,
+                inode=e.inode,
             )
             added.append((rid, vec))
             s.added += 1
@@ -319,7 +356,9 @@ class Indexer:
             store.touch_image(op.image_id, size=e.size, mtime_ns=e.mtime_ns)
             s.unchanged += 1
         elif op.kind == "move":
-            store.move_image(op.image_id, path=e.path, root=e.root, size=e.size, mtime_ns=e.mtime_ns)
+            store.move_image(
+                op.image_id, path=e.path, root=e.root, size=e.size, mtime_ns=e.mtime_ns, dev=e.dev, inode=e.inode
+            )
             s.moved += 1
         else:  # update: new content at the same path
             assert op.vector is not None
@@ -334,6 +373,8 @@ class Indexer:
                 model_id=model_id,
                 blob=vec_to_blob(op.vector),
                 taken_at=it.taken_at,
+                dev=e.dev,
+                inode=e.inode,
             )
             replaced.append(op.image_id)
             added.append((op.image_id, op.vector))

@@ -49,17 +49,23 @@ def prepare(
     """(metadata, CHW tensor or None) for one file; never raises for a bad file."""
     entry = job.entry
     p = Prepared(entry)
+    too_big = ImageError(
+        f"file larger than {DEFAULT_MAX_FILE_BYTES >> 20} MiB", stage="read", kind="size", limit=DEFAULT_MAX_FILE_BYTES
+    )
+    if entry.size > DEFAULT_MAX_FILE_BYTES:  # refused from the size the scan saw: never read
+        p.error = too_big
+        return p, None
     try:
         with open(entry.path, "rb") as f:
             data = f.read(DEFAULT_MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        p.error = ImageError("file vanished during indexing", stage="read")
+        p.error = ImageError("file vanished during indexing", stage="read", kind="io")
         return p, None
     except OSError as e:
-        p.error = ImageError(f"cannot read: {e.strerror or e}", stage="read")
+        p.error = ImageError(f"cannot read: {e.strerror or e} (retried on every run)", stage="read", kind="io")
         return p, None
     if len(data) > DEFAULT_MAX_FILE_BYTES:
-        p.error = ImageError(f"file larger than {DEFAULT_MAX_FILE_BYTES >> 20} MiB", stage="read")
+        p.error = too_big
         return p, None
     p.digest = hashlib.blake2b(data, digest_size=16).hexdigest()
     if p.digest == job.old_hash or (job.old_id is None and p.digest in known_hashes):

@@ -1,6 +1,7 @@
 """Walk the roots given to ``pixseek index`` and yield image files or scan errors, streaming.
 
-Rules: recursive; hidden files and folders (name starting with '.') skipped; ``--exclude GLOB``
+Rules: recursive; hidden files and folders (name starting with '.') skipped; pixseek data dirs (a
+folder holding ``pixseek.db``) skipped, so an index never feeds on its own thumbnails; ``--exclude GLOB``
 (repeatable) matched against the path relative to its root and against each name; symlinked folders
 followed once (a loop is reported, not followed forever); broken symlinks, unreadable folders and
 non-UTF-8 names are reported as errors with a reason.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import shlex
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from pixseek.decode import IMAGE_EXTENSIONS
 from pixseek.errors import NoImagesError
+from pixseek.store.paths import DB_FILE
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class FileEntry:
     root: str  # the root it was found under
     size: int
     mtime_ns: int
+    dev: int = 0  # device and inode: the file's identity, whatever path reached it
+    inode: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,9 +67,14 @@ class Excluder:
 def normalize_roots(paths: Iterable[str | os.PathLike]) -> list[str]:
     roots = []
     for p in paths:
+        if not os.fspath(p).strip():
+            raise NoImagesError("an empty path names no folder", hint="give a folder or an image, e.g. ~/Pictures")
         ap = os.path.abspath(os.fspath(p))
         if not os.path.exists(ap):
-            raise NoImagesError(f"no such file or folder: {display_path(ap)}")
+            raise NoImagesError(
+                f"no such file or folder: {display_path(ap)}",
+                hint=f"if it is gone for good, drop what was indexed there with: pixseek forget {shlex.quote(ap)}",
+            )
         if ap not in roots:
             roots.append(ap)
     return roots
@@ -96,7 +106,7 @@ def _entry(path: str, root: str, follow: bool) -> FileEntry | ScanError | None:
         return ScanError(path, f"cannot stat: {e.strerror}")
     if not stat.S_ISREG(st.st_mode):
         return None
-    return FileEntry(path, root, st.st_size, st.st_mtime_ns)
+    return FileEntry(path, root, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
 
 
 def _walk(root: str, excluded: Excluder, include_hidden: bool) -> Iterator[FileEntry | ScanError]:
@@ -105,6 +115,8 @@ def _walk(root: str, excluded: Excluder, include_hidden: bool) -> Iterator[FileE
     except OSError as e:
         yield ScanError(root, f"cannot open folder: {e.strerror}")
         return
+    if os.path.isfile(os.path.join(root, DB_FILE)):
+        return  # the root is a pixseek data dir itself
     visited = {(st.st_dev, st.st_ino)}
     stack = [root]
     while stack:
@@ -136,6 +148,8 @@ def _walk(root: str, excluded: Excluder, include_hidden: bool) -> Iterator[FileE
                 except OSError as e:
                     yield ScanError(d.path, f"cannot open folder: {e.strerror}")
                     continue
+                if os.path.isfile(os.path.join(d.path, DB_FILE)):
+                    continue  # a pixseek data dir (its thumbnails are not pictures of the user's)
                 key = (sst.st_dev, sst.st_ino)
                 if key in visited:
                     if d.is_symlink():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 
@@ -13,6 +14,13 @@ import click
 from .errors import PixseekError
 
 EXIT_INTERRUPTED = 130
+MAX_SQL_INT = 2**63 - 1  # SQLite's largest integer: no option may hand it more
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _show(text: str) -> str:
+    """Text for a terminal: control characters (a file name may hold ESC sequences) as escapes."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 class _Handler(logging.StreamHandler):
@@ -40,7 +48,7 @@ class PixseekGroup(click.Group):
             msg = f"Error: {e.message}"
             if e.hint:
                 msg += f" ({e.hint})"
-            click.echo(msg, err=True)
+            click.echo(_show(msg), err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted: work committed so far is kept; run the same command again to resume.", err=True)
@@ -104,8 +112,16 @@ def cli(verbose: bool) -> None:
     help="auto (by size and memory), or a FAISS factory string: Flat, HNSW32, IVF4096,Flat, "
     "IVF4096,SQ8, IVF4096,PQ32. Remembered by the index.",
 )
-@click.option("--max-pixels", default=None, type=click.IntRange(1), help="Pixel cap per image (default 150M).")
+@click.option(
+    "--max-pixels", default=None, type=click.IntRange(1, MAX_SQL_INT), help="Pixel cap per image (default 150M)."
+)
 @click.option("--rebuild-vectors", is_flag=True, help="Rebuild the FAISS index from SQLite (alone or with PATHs).")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Remove the images of files not found even when the scan looks untrustworthy (a root that is "
+    "empty or on another device, or one that would lose over half of its images).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def index_cmd(
     paths,
@@ -120,9 +136,13 @@ def index_cmd(
     index_type,
     max_pixels,
     rebuild_vectors,
+    prune,
     as_json,
 ):
-    """Index the images under PATHS (incremental: only new and changed files are embedded)."""
+    """Index the images under PATHS (incremental: only new and changed files are embedded).
+
+    Images whose files are gone are removed, unless the scan looks like an unmounted drive: then they
+    are kept and a line says how to remove them (--prune)."""
     from .decode import DEFAULT_MAX_PIXELS
     from .errors import NoImagesError
     from .index.indexer import Indexer
@@ -141,6 +161,7 @@ def index_cmd(
         progress=sys.stderr.isatty() and not as_json,
         index_type=index_type,
         runtime=runtime,
+        prune=prune,
     )
     if rebuild_vectors and not paths:
         t0 = time.perf_counter()
@@ -162,9 +183,31 @@ def index_cmd(
         f"({s.images_per_s:.1f} images/s); {s.total} images in the index"
     )
     click.echo(line)
+    if s.aliases:
+        click.echo(
+            f"{s.aliases} path{'s' if s.aliases != 1 else ''} reach files indexed under another path "
+            "(symlinks, hard links): one file is one image",
+            err=True,
+        )
+    for note in s.notes:
+        click.echo(_show(note), err=True)
     if s.failed or s.known_failures:
         n = s.failed + s.known_failures
         click.echo(f"{n} file{'s' if n != 1 else ''} could not be indexed: see `pixseek errors`", err=True)
+
+
+@cli.command("forget")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the count as JSON.")
+def forget_cmd(paths, db, as_json):
+    """Remove from the index everything at or under PATHS, on purpose (the paths need not exist).
+
+    For a folder that is gone for good; a folder that is only unplugged keeps its images."""
+    from .index.indexer import Indexer
+
+    n = Indexer(db).forget(paths)
+    click.echo(json.dumps({"forgot": n}) if as_json else f"forgot {n} image{'s' if n != 1 else ''}")
 
 
 @cli.command("search")
@@ -173,7 +216,13 @@ def index_cmd(
 @click.option("--image", "-i", "images", multiple=True, metavar="PATH[::W]", help="Query image (repeatable).")
 @click.option("--text", "-t", "texts", multiple=True, metavar="TEXT[::W]", help="More query text (repeatable).")
 @click.option("--not", "negatives", multiple=True, metavar="TEXT[::W]", help="Push results away from TEXT.")
-@click.option("--similar", type=int, default=None, metavar="ID", help="Images like indexed image ID.")
+@click.option(
+    "--similar",
+    type=click.IntRange(0, MAX_SQL_INT),
+    default=None,
+    metavar="ID",
+    help="Images like indexed image ID (with a text or --image: all of them combined).",
+)
 @click.option("-k", "--top", "k", default=20, show_default=True, type=click.IntRange(1, 100000))
 @click.option("--min-score", type=float, default=None, help="Drop results below this cosine score.")
 @click.option("--model", "-m", default=None, help="Model spec (default: the one the index was built with).")
@@ -185,7 +234,10 @@ def index_cmd(
 )
 @click.option("--until", default=None, metavar="YYYY-MM-DD", help="Only images dated on or before.")
 @click.option(
-    "--min-side", default=0, type=click.IntRange(0), help="Only images whose shorter side has this many pixels."
+    "--min-side",
+    default=0,
+    type=click.IntRange(0, MAX_SQL_INT),
+    help="Only images whose shorter side has this many pixels.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def search_cmd(
@@ -223,10 +275,7 @@ def search_cmd(
         min_side=min_side,
     ).validate()
     with Engine.open(db, model=model, device=device) as eng:
-        if similar is not None:
-            results = eng.similar(similar, k, min_score=min_score, filter=filt)
-        else:
-            results = eng.search(all_texts, images, negatives, k, min_score=min_score, filter=filt)
+        results = eng.search(all_texts, images, negatives, k, similar=similar, min_score=min_score, filter=filt)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results]))
         return
@@ -234,7 +283,7 @@ def search_cmd(
         click.echo("no good match" + (f" (nothing scored >= {min_score})" if min_score is not None else ""))
         return
     for r in results:
-        click.echo(f"{r.rank:>4}  {r.score:.4f}  {r.path}")
+        click.echo(f"{r.rank:>4}  {r.score:.4f}  {_show(r.path)}")
 
 
 @cli.command("stats")
@@ -251,18 +300,18 @@ def stats_cmd(db, as_json):
     for key, value in st.items():
         if key == "roots":
             value = ", ".join(f"{r} ({n})" for r, n in value) or "-"
-        click.echo(f"{key.replace('_', ' '):<16} {value}")
+        click.echo(_show(f"{key.replace('_', ' '):<16} {value}"))
 
 
 @cli.command("errors")
 @db_option
-@click.option("--limit", "-n", default=None, type=click.IntRange(1))
+@click.option("--limit", "-n", default=None, type=click.IntRange(1, MAX_SQL_INT))
 @click.option("--json", "as_json", is_flag=True)
 def errors_cmd(db, limit, as_json):
     """Files that could not be indexed, with the stage and the reason."""
     from .store import Store
 
-    with Store.open(db) as store:
+    with Store.open(db, readonly=True) as store:
         rows = store.errors(limit)
     if as_json:
         click.echo(json.dumps(rows))
@@ -271,7 +320,7 @@ def errors_cmd(db, limit, as_json):
         click.echo("no errors")
         return
     for r in rows:
-        click.echo(f"{r['stage']:<7} {r['path']}: {r['message']}")
+        click.echo(_show(f"{r['stage']:<7} {r['path']}: {r['message']}"))
 
 
 @cli.command("models")
@@ -452,7 +501,7 @@ def doctor_cmd(db, check_only, as_json):
         click.echo(json.dumps([f.__dict__ for f in report.findings]))
     else:
         for f in report.findings:
-            click.echo(f.line(), err=f.status == "failed")
+            click.echo(_show(f.line()), err=f.status == "failed")
     sys.exit(report.exit_code)
 
 

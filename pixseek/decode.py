@@ -9,6 +9,8 @@ JPEG, a box ``reduce`` for other formats).
 from __future__ import annotations
 
 import io
+import os
+import stat
 import time
 import warnings
 from dataclasses import dataclass
@@ -39,6 +41,18 @@ IMAGE_EXTENSIONS = frozenset(
         ".avif",
     }
 )
+# The format names Pillow gives (what the index records), and the file extensions people call them by.
+FORMAT_NAMES: dict[str, tuple[str, ...]] = {
+    "JPEG": ("jpg", "jpeg", "jpe", "jfif"),
+    "PNG": ("png",),
+    "WEBP": ("webp",),
+    "GIF": ("gif",),
+    "BMP": ("bmp", "dib"),
+    "TIFF": ("tif", "tiff"),
+    "HEIF": ("heic", "heif", "hif"),
+    "AVIF": ("avif",),
+    "MPO": ("mpo",),
+}
 # EXIF orientations that swap width and height.
 _TRANSPOSED = {5, 6, 7, 8}
 
@@ -154,6 +168,8 @@ def decode_bytes(
             f"too many pixels: {w}x{h} = {w * h:,} > cap {max_pixels:,} "
             f"(decompression bomb guard; raise it with --max-pixels)",
             stage="decode",
+            kind="pixels",
+            limit=max_pixels,
         )
     orientation = _orientation(img)
     taken_at = _exif_date(img)
@@ -197,17 +213,43 @@ def open_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | 
     if isinstance(source, Image.Image):
         w, h = source.size
         if w * h > max_pixels:
-            raise ImageError(f"too many pixels: {w}x{h} > cap {max_pixels:,}")
+            raise ImageError(f"too many pixels: {w}x{h} > cap {max_pixels:,}", kind="pixels", limit=max_pixels)
         return Decoded(_to_rgb(source), w, h, source.format or "PIL")
     if isinstance(source, (bytes, bytearray, memoryview)):
         return decode_bytes(bytes(source), max_pixels=max_pixels, min_side=min_side)
     if hasattr(source, "read"):
         return decode_bytes(source.read(DEFAULT_MAX_FILE_BYTES + 1), max_pixels=max_pixels, min_side=min_side)
+    return decode_bytes(read_file(source), max_pixels=max_pixels, min_side=min_side)
+
+
+def read_file(path: str | os.PathLike, size: int | None = None) -> bytes:
+    """The bytes of a regular file, refused (ImageError) before reading when it is not a regular file
+    (a FIFO, a device, a socket: reading those may never end) or larger than the cap. ``size``: the
+    size a scan already knows, so an oversized file is never opened."""
     try:
-        with open(source, "rb") as f:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError("not a regular file (a folder, device, FIFO or socket)", stage="read")
+        if max(size or 0, st.st_size) > DEFAULT_MAX_FILE_BYTES:
+            raise ImageError(
+                f"file larger than {DEFAULT_MAX_FILE_BYTES >> 20} MiB",
+                stage="read",
+                kind="size",
+                limit=DEFAULT_MAX_FILE_BYTES,
+            )
+        with open(path, "rb") as f:
             data = f.read(DEFAULT_MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ImageError("cannot read: No such file or directory", stage="read", kind="io") from None
     except OSError as e:
-        raise ImageError(f"cannot read: {e.strerror or _one_line(e)}", stage="read") from None
-    if len(data) > DEFAULT_MAX_FILE_BYTES:
-        raise ImageError(f"file larger than {DEFAULT_MAX_FILE_BYTES >> 20} MiB", stage="read")
-    return decode_bytes(data, max_pixels=max_pixels, min_side=min_side)
+        raise ImageError(
+            f"cannot read: {e.strerror or _one_line(e)} (retried on every run)", stage="read", kind="io"
+        ) from None
+    if len(data) > DEFAULT_MAX_FILE_BYTES:  # it grew while being read
+        raise ImageError(
+            f"file larger than {DEFAULT_MAX_FILE_BYTES >> 20} MiB",
+            stage="read",
+            kind="size",
+            limit=DEFAULT_MAX_FILE_BYTES,
+        )
+    return data

@@ -51,6 +51,10 @@ class StoreError(PixseekError):
     """The SQLite database cannot be used."""
 
 
+class NotOurDatabaseError(StoreError):
+    """The SQLite file belongs to another program (it has tables but not pixseek's migrations)."""
+
+
 class DatabaseTooNewError(StoreError):
     """The database was written by a newer pixseek (a schema migration this code does not know)."""
 
@@ -75,11 +79,15 @@ class VectorIndexError(PixseekError):
 
 
 class ImageError(PixseekError):
-    """One file could not be turned into a vector. ``stage`` says where: scan, read, decode, embed."""
+    """One file could not be turned into a vector. ``stage`` says where: scan, read, decode, embed;
+    ``kind`` why: ``content`` (the bytes; until the file changes), ``io`` (reading failed: may pass on
+    its own), ``pixels`` or ``size`` (a limit, ``limit``, was exceeded: passes when it is raised)."""
 
-    def __init__(self, message: str, stage: str = "decode"):
+    def __init__(self, message: str, stage: str = "decode", *, kind: str = "content", limit: int | None = None):
         super().__init__(message)
         self.stage = stage
+        self.kind = kind
+        self.limit = limit
 
 
 class NoImagesError(PixseekError):

@@ -8,6 +8,7 @@ lazily (``similar`` needs none) and must be the model the index was built with.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -93,10 +94,10 @@ class Engine:
         ``shared``: the engine will be used from several threads, one call at a time (the web UI).
         """
         dd = db_dir if isinstance(db_dir, DataDir) else DataDir.resolve(db_dir)
-        store = Store.open(dd, shared=shared)
+        store = Store.open(dd, shared=shared, readonly=True)  # a search never writes
         try:
             store.require_images()
-            vectors = VectorIndex.open(store)
+            vectors = VectorIndex.open(store, save=False)
             engine = cls(store, vectors, model=model, device=device, encoder=encoder, max_pixels=max_pixels)
             if encoder is not None:
                 engine._check_model(encoder)
@@ -160,7 +161,7 @@ class Engine:
             return False
         if time.monotonic() - self._rebuilt_at < REBUILD_INTERVAL:
             return False
-        self.vectors = VectorIndex.build(self.store)
+        self.vectors = VectorIndex.build_usable(self.store)
         self._rebuilt_at = time.monotonic()
         return True
 
@@ -244,6 +245,8 @@ class Engine:
             raise QueryError("k must be at least 1")
         if offset < 0:
             raise QueryError("offset must be 0 or more")
+        if min_score is not None and not math.isfinite(min_score):
+            raise QueryError(f"minimum score {min_score} is not a finite number")
         exclude = set(int(i) for i in exclude)
         want = offset + k + len(exclude)
         pairs = [(i, s) for i, s in self.rank(q, want, filter) if i not in exclude]
@@ -263,10 +266,7 @@ class Engine:
 
     def similar(self, image_id: int, k: int = 20, **kw: Any) -> list[Result]:
         """Images like indexed image ``image_id`` (itself excluded). Needs no model."""
-        v = self.store.vector(int(image_id))
-        if v is None:
-            raise NotFoundError(f"no image with id {image_id} in the index")
-        return self.search_vector(v, k, exclude=[int(image_id)], **kw)
+        return self.search_vector(self._stored(image_id), k, exclude=[int(image_id)], **kw)
 
     def search(
         self,
@@ -274,10 +274,29 @@ class Engine:
         images: Iterable[Any] = (),
         negatives: Iterable[str] = (),
         k: int = 20,
+        *,
+        similar: int | None = None,
         **kw: Any,
     ) -> list[Result]:
-        """CLI-style entry: strings with optional ``::W`` weights."""
-        return self.query(build_terms(texts, images, negatives), k, **kw)
+        """CLI-style entry: strings with optional ``::W`` weights; ``similar``: an indexed image id whose
+        stored vector joins the query (alone it is :meth:`similar`), itself excluded from the results."""
+        texts, images, negatives = list(texts), list(images), list(negatives)
+        if similar is None:
+            return self.query(build_terms(texts, images, negatives), k, **kw)
+        if not texts and not images and not negatives:
+            return self.similar(similar, k, **kw)
+        terms = [Term("vector", self._stored(similar), 1.0)]
+        terms += build_terms(texts, images, negatives, allow_empty=True)
+        return self.query(terms, k, exclude=[int(similar)], **kw)
+
+    def _stored(self, image_id: int) -> np.ndarray:
+        try:
+            v = self.store.vector(int(image_id))
+        except OverflowError:  # beyond SQLite's integers: no such row
+            v = None
+        if v is None:
+            raise NotFoundError(f"no image with id {image_id} in the index")
+        return v
 
     def results(self, pairs: Sequence[tuple[int, float]], start_rank: int = 1) -> list[Result]:
         """Results for ranked (id, score) pairs, skipping rows deleted since they were ranked."""

@@ -37,8 +37,9 @@ def split_weight(raw: str, *, is_path: bool = False) -> tuple[str, float]:
     return m.group("value"), float(m.group("weight"))
 
 
-def build_terms(texts=(), images=(), negatives=()) -> list[Term]:
-    """Terms from CLI-style strings (weights as ``::W`` suffixes). Raises QueryError when empty."""
+def build_terms(texts=(), images=(), negatives=(), *, allow_empty: bool = False) -> list[Term]:
+    """Terms from CLI-style strings (weights as ``::W`` suffixes). Raises QueryError when empty
+    (``allow_empty``: the caller adds a term of its own, such as a stored vector)."""
     terms: list[Term] = []
     for raw in texts:
         value, w = split_weight(str(raw))
@@ -54,7 +55,8 @@ def build_terms(texts=(), images=(), negatives=()) -> list[Term]:
         value, w = split_weight(str(raw))
         if value.strip():
             terms.append(Term("text", value.strip(), -abs(w)))
-    check_terms(terms)
+    if not allow_empty:
+        check_terms(terms)
     return terms
 
 

@@ -18,7 +18,7 @@ def _size(path: Path) -> int:
 
 def collect(db_dir: str | os.PathLike | DataDir | None = None) -> dict:
     dd = db_dir if isinstance(db_dir, DataDir) else DataDir.resolve(db_dir)
-    with Store.open(dd) as store:
+    with Store.open(dd, readonly=True) as store:
         faiss_meta = VectorIndex.sidecar(dd)
         in_sync = faiss_meta.get("generation") == store.generation and faiss_meta.get("count") == store.count()
         last = store.meta("last_indexed_at")

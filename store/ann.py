@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pixseek import settings
-from pixseek.errors import VectorIndexError
 from pixseek.fileio import atomic_path
 
 if TYPE_CHECKING:
@@ -89,23 +88,6 @@ def normalise_factory(factory: str) -> str:
     if f.startswith("IDMap"):
         return f
     return f if f.startswith("IVF") else "IDMap2," + f
-
-
-def check_factory(kind: str, dim: int | None) -> str:
-    """``auto``, or ``kind`` as typed when FAISS can build it; else VectorIndexError (one line)."""
-    kind = kind.strip()
-    if kind.lower() == AUTO:
-        return AUTO
-    import faiss
-
-    try:
-        faiss.index_factory(dim or 256, normalise_factory(kind), faiss.METRIC_INNER_PRODUCT)
-    except Exception as e:
-        raise VectorIndexError(
-            f"invalid --index-type {kind!r}: {str(e).splitlines()[0][:160]}",
-            hint="use auto, Flat, HNSW32, IVF4096,Flat, IVF4096,SQ8 or IVF4096,PQ32",
-        ) from None
-    return kind
 
 
 def chosen_factory(setting: str | None, n: int, dim: int) -> str:

@@ -13,18 +13,30 @@ import contextlib
 import sqlite3
 import time
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pixseek import faults
-from pixseek.errors import DatabaseTooNewError, EmptyIndexError, IndexNotFoundError, ModelMismatchError, StoreError
+from pixseek.errors import EmptyIndexError, IndexNotFoundError, ModelMismatchError, StoreError
 
+from . import migrations
 from .filters import UNDER_SQL, Filter, under_params
-from .migrations import MIGRATIONS, SCHEMA_VERSION
 from .paths import DataDir
+
+
+@dataclass(frozen=True)
+class ErrorRecord:
+    """A file that failed: its size and mtime then, why (``kind``) and the limit in force."""
+
+    size: int | None
+    mtime_ns: int | None
+    kind: str | None  # content | io | pixels | size (None: recorded before kinds were kept)
+    limit_value: int | None
 
 
 @dataclass
@@ -69,46 +81,74 @@ def vec_to_blob(v: np.ndarray) -> bytes:
     return np.ascontiguousarray(v, dtype="<f4").tobytes()
 
 
-def blob_to_vec(b: bytes) -> np.ndarray:
-    return np.frombuffer(b, dtype="<f4")
+def _connect(path: Path, *, readonly: bool, shared: bool) -> sqlite3.Connection:
+    """A connection in autocommit mode (explicit transactions). Read-only: SQLite's ``mode=ro``, or,
+    where even that needs a write (WAL's shared-memory file on a read-only disk), ``immutable=1``."""
+    kw: dict[str, Any] = {"timeout": 30, "isolation_level": None, "check_same_thread": not shared}
+    try:
+        if not readonly:
+            return sqlite3.connect(str(path), **kw)
+        conn = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True, **kw)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+            return sqlite3.connect(path.absolute().as_uri() + "?immutable=1", uri=True, **kw)
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot open database {path}: {e}") from None
+
+
+def _is_row_id(value: int) -> bool:
+    """Whether ``value`` can be a row id at all (SQLite's integers): a larger one names no row."""
+    return -(2**63) <= int(value) < 2**63
+
+
+def _journal(conn: sqlite3.Connection) -> str:
+    return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
 
 
 class Store:
     """One open pixseek database. Not thread-safe: one Store per thread."""
 
-    def __init__(self, data_dir: DataDir, db: Any):
+    def __init__(self, data_dir: DataDir, db: Any, *, readonly: bool = False):
         self.data_dir = data_dir
         self.db = db  # sqlite_utils.Database
         self.conn: sqlite3.Connection = db.conn
+        self.readonly = readonly
         self._closed = False
 
     # --- opening ---------------------------------------------------------------------------------
     @classmethod
-    def open(cls, data_dir: DataDir | str | None = None, *, create: bool = False, shared: bool = False) -> Store:
-        """``shared``: the connection may be used from several threads (the caller serialises use)."""
+    def open(
+        cls,
+        data_dir: DataDir | str | None = None,
+        *,
+        create: bool = False,
+        shared: bool = False,
+        readonly: bool = False,
+    ) -> Store:
+        """Open the database of ``data_dir`` (migrating it, unless ``readonly``).
+
+        ``create``: make the data dir and the database when missing. ``readonly``: never write (read
+        commands; works on read-only disks). ``shared``: the connection may be used from several threads
+        (the caller serialises use). Another program's SQLite file is refused untouched.
+        """
         import sqlite_utils
 
         dd = data_dir if isinstance(data_dir, DataDir) else DataDir.resolve(data_dir)
         if not dd.exists():
-            if not create:
+            if not create or readonly:
                 raise IndexNotFoundError(f"no pixseek index in {dd.root}", hint="build one with: pixseek index PATH")
             dd.create()
-        try:
-            conn = sqlite3.connect(
-                str(dd.db),
-                timeout=30,
-                isolation_level=None,  # explicit transactions
-                check_same_thread=not shared,
-            )
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot open database {dd.db}: {e}") from None
-        store = cls(dd, sqlite_utils.Database(conn))
+        conn = _connect(dd.db, readonly=readonly, shared=shared)
+        store = cls(dd, sqlite_utils.Database(conn), readonly=readonly)
         try:
             conn.execute("PRAGMA busy_timeout = 30000")
-            if create:
-                store.db.enable_wal()
             conn.execute("PRAGMA synchronous = NORMAL")
-            store._migrate()
+            migrations.upgrade(store.db, dd.db, readonly=readonly)  # another program's file: refused untouched
+            if create and not readonly and _journal(conn) != "wal":
+                store.db.enable_wal()
         except sqlite3.DatabaseError as e:
             store.close()
             raise StoreError(
@@ -118,32 +158,6 @@ class Store:
             store.close()
             raise
         return store
-
-    def _applied(self) -> list[str]:
-        if "migrations" not in self.db.table_names():
-            return []
-        return [r[0] for r in self.conn.execute("SELECT name FROM migrations ORDER BY id")]
-
-    def _migrate(self) -> None:
-        applied = self._applied()
-        known = [name for name, _ in MIGRATIONS]
-        unknown = [n for n in applied if n not in known]
-        if unknown or len(applied) > len(known):
-            raise DatabaseTooNewError(
-                f"database {self.data_dir.db} has schema migrations this pixseek does not know "
-                f"({', '.join(unknown) or len(applied)}): it was written by a newer pixseek; upgrade pixseek"
-            )
-        pending = [(n, fn) for n, fn in MIGRATIONS if n not in applied]
-        if not pending:
-            return
-        # Read-only callers (search) migrate too: migrations are quick, additive and transactional.
-        with self.transaction():
-            if "migrations" not in self.db.table_names():
-                self.db["migrations"].create({"id": int, "name": str, "applied_at": float}, pk="id")
-            for name, fn in pending:
-                fn(self.db)
-                self.db["migrations"].insert({"name": name, "applied_at": time.time()})
-            self._set("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
         """Close the connection (safe to call twice)."""
@@ -174,7 +188,23 @@ class Store:
     # --- meta ------------------------------------------------------------------------------------
     def meta(self, key: str, default: str | None = None) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else default
+        return default if row is None or row[0] is None else str(row[0])
+
+    def _count_meta(self, key: str, *, positive: bool = False) -> int | None:
+        """A whole-number meta value, or None if unset; a damaged one is a one-line StoreError."""
+        raw = self.meta(key)
+        if raw is None:
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            value = -1
+        if value < (1 if positive else 0):
+            raise StoreError(
+                f"database {self.data_dir.db} is damaged: meta value {key} is {raw!r}",
+                hint="`pixseek doctor` repairs it from the data",
+            )
+        return value
 
     def _set(self, key: str, value: str) -> None:
         self.conn.execute(
@@ -199,7 +229,7 @@ class Store:
 
     @property
     def generation(self) -> int:
-        return int(self.meta("generation") or 0)
+        return self._count_meta("generation") or 0
 
     @property
     def model_id(self) -> str | None:
@@ -211,8 +241,7 @@ class Store:
 
     @property
     def dim(self) -> int | None:
-        d = self.meta("dim")
-        return int(d) if d else None
+        return self._count_meta("dim", positive=True)
 
     def check_model(self, model_id: str, spec: str, dim: int, *, adopt: bool) -> None:
         """Refuse another model's vectors. ``adopt``: record this model if the index has none yet."""
@@ -237,25 +266,39 @@ class Store:
                 f"index in {self.data_dir.root} has no images", hint="add some with: pixseek index PATH"
             )
 
-    def rows_under(self, root: str) -> Iterator[tuple[int, str, int, int, str]]:
-        """(id, path, size, mtime_ns, hash) of rows whose path lies under ``root`` (or is it)."""
+    def rows_under(self, root: str) -> Iterator[tuple[int, str, int, int, str, int | None, int | None]]:
+        """(id, path, size, mtime_ns, hash, dev, inode) of rows whose path lies under ``root`` (or is it)."""
         yield from self.conn.execute(
-            f"SELECT id, path, size, mtime_ns, hash FROM images WHERE {UNDER_SQL}", under_params(root)
+            f"SELECT id, path, size, mtime_ns, hash, dev, inode FROM images WHERE {UNDER_SQL}", under_params(root)
         )
+
+    def ids_under(self, root: str) -> list[int]:
+        return [r[0] for r in self.conn.execute(f"SELECT id FROM images WHERE {UNDER_SQL}", under_params(root))]
+
+    def rows_by_identity(self, dev: int, inode: int) -> list[tuple[int, str]]:
+        """(id, path) of rows recorded as this device + inode."""
+        return list(self.conn.execute("SELECT id, path FROM images WHERE dev = ? AND inode = ?", (dev, inode)))
+
+    def root_info(self, path: str) -> tuple[int | None, int] | None:
+        """(device, files) recorded for a root the last time it was indexed, or None."""
+        r = self.conn.execute("SELECT dev, files FROM roots WHERE path = ?", (path,)).fetchone()
+        return (r[0], r[1]) if r else None
 
     def ids_by_hash(self, digest: str) -> list[int]:
         return [r[0] for r in self.conn.execute("SELECT id FROM images WHERE hash = ?", (digest,))]
 
     def vector(self, image_id: int) -> np.ndarray | None:
+        if not _is_row_id(image_id):
+            return None
         row = self.conn.execute("SELECT vector FROM images WHERE id = ?", (image_id,)).fetchone()
-        return blob_to_vec(row[0]).copy() if row else None
+        return self._matrix([row[0]], self.dim or 0)[0] if row else None
 
     def vector_blob(self, image_id: int) -> bytes | None:
         row = self.conn.execute("SELECT vector FROM images WHERE id = ?", (image_id,)).fetchone()
         return row[0] if row else None
 
     def get(self, ids: Iterable[int]) -> dict[int, ImageRow]:
-        ids = [int(i) for i in ids]
+        ids = [int(i) for i in ids if _is_row_id(i)]
         out: dict[int, ImageRow] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
@@ -279,9 +322,20 @@ class Store:
             if not rows:
                 return
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
-            yield ids, vecs.astype(np.float32, copy=True)
+            yield ids, self._matrix([r[1] for r in rows], dim)
             last = int(ids[-1])
+
+    def _matrix(self, blobs: list[bytes], dim: int) -> np.ndarray:
+        """float32[n, dim] from vector BLOBs; a BLOB of another size is a one-line StoreError."""
+        bad = next((b for b in blobs if not isinstance(b, bytes) or len(b) != dim * 4), None)
+        if bad is not None:
+            size = len(bad) if isinstance(bad, bytes) else type(bad).__name__
+            raise StoreError(
+                f"database {self.data_dir.db} is damaged: a stored vector is {size} bytes, the index's "
+                f"vector size {dim} needs {dim * 4}",
+                hint="`pixseek doctor` repairs it",
+            )
+        return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim).astype(np.float32)
 
     def sample_vectors(self, n: int, seed: int = 0) -> np.ndarray:
         """Up to ``n`` vectors drawn uniformly (by row id) with a fixed seed, for training and tuning."""
@@ -290,9 +344,9 @@ class Store:
             ids = np.sort(np.random.default_rng(seed).choice(ids, n, replace=False))
         return self.vectors_for(ids)[1]
 
-    def error_for(self, path: str) -> tuple[int, int] | None:
-        r = self.conn.execute("SELECT size, mtime_ns FROM errors WHERE path = ?", (path,)).fetchone()
-        return (r[0], r[1]) if r else None
+    def error_for(self, path: str) -> ErrorRecord | None:
+        r = self.conn.execute("SELECT size, mtime_ns, kind, limit_value FROM errors WHERE path = ?", (path,)).fetchone()
+        return ErrorRecord(*r) if r else None
 
     def errors(self, limit: int | None = None) -> list[dict]:
         q = "SELECT path, stage, message, at FROM errors ORDER BY at DESC, path"
@@ -341,6 +395,18 @@ class Store:
         for (p,) in self.conn.execute("SELECT path FROM images"):
             yield p
 
+    def vector_profile(self) -> tuple[Counter[int], Counter[str]]:
+        """(how many vectors have each byte length, how many rows each model id made): what the data
+        says the meta values should be."""
+        lengths: Counter[int] = Counter()
+        models: Counter[str] = Counter()
+        for n, model_id, count in self.conn.execute(
+            "SELECT length(vector), model_id, count(*) FROM images GROUP BY 1, 2"
+        ):
+            lengths[int(n or 0)] += count
+            models[str(model_id)] += count
+        return lengths, models
+
     def unusable_vectors(self) -> list[tuple[int, str]]:
         """(row id, what is wrong) for stored vectors that are the wrong length, not finite, or another
         model's."""
@@ -357,7 +423,7 @@ class Store:
 
     def vectors_for(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) for the given ids that exist, in chunks of 500 per query."""
-        ids = [int(i) for i in ids]
+        ids = [int(i) for i in ids if _is_row_id(i)]
         got_ids, blobs = [], []
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
@@ -365,9 +431,7 @@ class Store:
             for r in self.conn.execute(q, chunk):
                 got_ids.append(r[0])
                 blobs.append(r[1])
-        dim = self.dim or 0
-        vecs = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim).astype(np.float32)
-        return np.asarray(got_ids, dtype=np.int64), vecs
+        return np.asarray(got_ids, dtype=np.int64), self._matrix(blobs, self.dim or 0)
 
     def roots(self) -> list[tuple[str, int]]:
         return list(self.conn.execute("SELECT root, count(*) FROM images GROUP BY root ORDER BY root"))
@@ -391,12 +455,14 @@ class Store:
         model_id,
         blob: bytes,
         taken_at: float | None = None,
+        dev: int | None = None,
+        inode: int | None = None,
     ) -> int:
         now = time.time()
         cur = self.conn.execute(
             "INSERT INTO images(path, root, size, mtime_ns, hash, width, height, format, model_id, vector,"
-            " added_at, updated_at, taken_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (path, root, size, mtime_ns, digest, width, height, fmt, model_id, blob, now, now, taken_at),
+            " added_at, updated_at, taken_at, dev, inode) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (path, root, size, mtime_ns, digest, width, height, fmt, model_id, blob, now, now, taken_at, dev, inode),
         )
         self.conn.execute("DELETE FROM errors WHERE path = ?", (path,))
         assert cur.lastrowid is not None  # an INSERT always sets it
@@ -415,18 +481,20 @@ class Store:
         model_id,
         blob: bytes,
         taken_at: float | None = None,
+        dev: int | None = None,
+        inode: int | None = None,
     ) -> None:
         self.conn.execute(
             "UPDATE images SET size=?, mtime_ns=?, hash=?, width=?, height=?, format=?, model_id=?, vector=?,"
-            " updated_at=?, taken_at=? WHERE id=?",
-            (size, mtime_ns, digest, width, height, fmt, model_id, blob, time.time(), taken_at, image_id),
+            " updated_at=?, taken_at=?, dev=?, inode=? WHERE id=?",
+            (size, mtime_ns, digest, width, height, fmt, model_id, blob, time.time(), taken_at, dev, inode, image_id),
         )
         self.conn.execute("DELETE FROM errors WHERE path = (SELECT path FROM images WHERE id = ?)", (image_id,))
 
-    def move_image(self, image_id: int, *, path, root, size, mtime_ns) -> None:
+    def move_image(self, image_id: int, *, path, root, size, mtime_ns, dev=None, inode=None) -> None:
         self.conn.execute(
-            "UPDATE images SET path=?, root=?, size=?, mtime_ns=?, updated_at=? WHERE id=?",
-            (path, root, size, mtime_ns, time.time(), image_id),
+            "UPDATE images SET path=?, root=?, size=?, mtime_ns=?, updated_at=?, dev=?, inode=? WHERE id=?",
+            (path, root, size, mtime_ns, time.time(), dev, inode, image_id),
         )
         self.conn.execute("DELETE FROM errors WHERE path = ?", (path,))
 
@@ -438,14 +506,42 @@ class Store:
         self.conn.executemany("DELETE FROM images WHERE id = ?", ((int(i),) for i in ids))
 
     def record_error(
-        self, path: str, stage: str, message: str, size: int | None = None, mtime_ns: int | None = None
+        self,
+        path: str,
+        stage: str,
+        message: str,
+        size: int | None = None,
+        mtime_ns: int | None = None,
+        kind: str | None = None,
+        limit_value: int | None = None,
     ) -> None:
+        """One row per failed file: where it failed, why (``kind``: content, io, pixels, size) and the
+        limit in force for a limit kind, so that a run can tell when the reason may be gone."""
         self.conn.execute(
-            "INSERT INTO errors(path, stage, message, size, mtime_ns, at) VALUES(?,?,?,?,?,?) "
-            "ON CONFLICT(path) DO UPDATE SET stage=excluded.stage, message=excluded.message, "
-            "size=excluded.size, mtime_ns=excluded.mtime_ns, at=excluded.at",
-            (path, stage, message, size, mtime_ns, time.time()),
+            "INSERT INTO errors(path, stage, message, size, mtime_ns, at, kind, limit_value) VALUES(?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(path) DO UPDATE SET stage=excluded.stage, message=excluded.message, size=excluded.size, "
+            "mtime_ns=excluded.mtime_ns, at=excluded.at, kind=excluded.kind, limit_value=excluded.limit_value",
+            (path, stage, message, size, mtime_ns, time.time(), kind, limit_value),
         )
+
+    def set_identities(self, rows: Iterable[tuple[int, int, int]]) -> None:
+        """Record (row id, device, inode) of files indexed before identities were kept."""
+        self.conn.executemany("UPDATE images SET dev = ?, inode = ? WHERE id = ?", ((d, i, r) for r, d, i in rows))
+
+    def record_root(self, path: str, dev: int | None, files: int) -> None:
+        self.conn.execute(
+            "INSERT INTO roots(path, dev, files, seen_at) VALUES(?,?,?,?) ON CONFLICT(path) DO UPDATE "
+            "SET dev=excluded.dev, files=excluded.files, seen_at=excluded.seen_at",
+            (path, dev, files, time.time()),
+        )
+
+    def forget(self, path: str) -> list[int]:
+        """Delete the rows, errors and root records at or under ``path``; returns the deleted row ids."""
+        ids = self.ids_under(path)
+        self.delete_images(ids)
+        self.conn.execute(f"DELETE FROM errors WHERE {UNDER_SQL}", under_params(path))
+        self.conn.execute(f"DELETE FROM roots WHERE {UNDER_SQL}", under_params(path))
+        return ids
 
     def clear_errors_under(self, root: str, keep: set[str]) -> int:
         """Forget errors for files under ``root`` that the latest scan no longer saw."""

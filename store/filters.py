@@ -9,11 +9,14 @@ so a filtered query still returns its k best matches instead of whatever survive
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
-import time
 from dataclasses import dataclass
 
+from pixseek.decode import FORMAT_NAMES
 from pixseek.errors import QueryError
+
+MAX_SIDE = 2**31 - 1  # a shorter side beyond any image (and within SQLite's integers)
 
 # Paths equal to a root or inside it, as an index range scan: "root/" <= path < "root0" ('0' follows '/').
 # SQL with three parameters, bound with under_params(root).
@@ -30,7 +33,25 @@ DATE_SQL = "COALESCE(taken_at, mtime_ns / 1e9)"
 
 
 def _day_start(d: dt.date) -> float:
-    return time.mktime(dt.datetime(d.year, d.month, d.day).timetuple())
+    """The epoch time a local day starts; days beyond what the platform's clock can express are -inf or
+    +inf (the calendar's ends, 0001-01-01 and 9999-12-31, are valid dates)."""
+    try:
+        return dt.datetime(d.year, d.month, d.day).timestamp()
+    except (OverflowError, OSError, ValueError):
+        return -math.inf if d.year < 1970 else math.inf
+
+
+def _day_end(d: dt.date) -> float:
+    return math.inf if d == dt.date.max else _day_start(d + dt.timedelta(days=1))
+
+
+def format_name(name: str) -> str:
+    """``jpg`` -> ``JPEG``: the format name the index records, from it or a usual extension."""
+    key = str(name).strip().lstrip(".").upper()
+    for fmt, extensions in FORMAT_NAMES.items():
+        if key == fmt or key.lower() in extensions:
+            return fmt
+    raise QueryError(f"unknown file type {name!r}: use one of {', '.join(FORMAT_NAMES)} (or an extension such as jpg)")
 
 
 @dataclass(frozen=True)
@@ -55,6 +76,10 @@ class Filter:
             raise QueryError(f"date range is empty: {self.date_from} is after {self.date_to}")
         if self.min_side < 0:
             raise QueryError("minimum size must be 0 or more pixels")
+        if self.min_side > MAX_SIDE:
+            raise QueryError(f"minimum size must be at most {MAX_SIDE:,} pixels")
+        for f in self.formats:
+            format_name(f)
         return self
 
     def sql(self) -> tuple[str, list]:
@@ -69,13 +94,13 @@ class Filter:
             params += list(under_params(folder))
         if self.formats:
             clauses.append(f"format IN ({','.join('?' * len(self.formats))})")
-            params += [str(f).upper() for f in self.formats]
+            params += [format_name(f) for f in self.formats]
         if self.date_from:
             clauses.append(f"{DATE_SQL} >= ?")
             params.append(_day_start(self.date_from))
         if self.date_to:
             clauses.append(f"{DATE_SQL} < ?")
-            params.append(_day_start(self.date_to + dt.timedelta(days=1)))
+            params.append(_day_end(self.date_to))
         if self.min_side > 0:
             clauses.append("MIN(width, height) >= ?")
             params.append(int(self.min_side))

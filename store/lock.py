@@ -10,9 +10,10 @@ from __future__ import annotations
 import fcntl
 import os
 
-from pixseek.errors import IndexLockedError
+from pixseek.errors import IndexLockedError, StoreError
 
-from .paths import DataDir
+from .migrations import check_ours
+from .paths import DB_FILE, DataDir
 
 _HELD_LOCKS: set[int] = set()
 
@@ -38,7 +39,14 @@ class DirLock:
         self.fd: int | None = None
 
     def __enter__(self) -> DirLock:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        check_ours(self.path.parent / DB_FILE)  # never even a lock file beside another program's database
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:  # a read-only disk or folder, or one that is not ours to write
+            raise StoreError(
+                f"cannot write to {self.path.parent}: {e.strerror or e}",
+                hint="a read-only index can be searched (search, stats, errors, doctor --check-only), not changed",
+            ) from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -53,7 +61,24 @@ class DirLock:
         _HELD_LOCKS.add(self.fd)
         return self
 
-    def __exit__(self, *exc) -> None:
+    @staticmethod
+    def holder(data_dir: DataDir) -> int | None:
+        """The pid of the writer holding ``data_dir``'s lock now, or None; reads only (never takes it)."""
+        try:
+            fd = os.open(data_dir.lock, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        finally:
+            os.close(fd)
+
+    def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
             _HELD_LOCKS.discard(self.fd)
             os.close(self.fd)

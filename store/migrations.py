@@ -1,13 +1,21 @@
-"""The schema's history: named migrations, applied in order and recorded in the ``migrations`` table.
+"""The schema's history: named migrations, applied in order and recorded in the ``migrations`` table,
+and the checks made when a database is opened.
 
 Append only: never edit or reorder a published migration. A database that records a migration this
-list does not know was written by a newer pixseek and is refused.
+list does not know was written by a newer pixseek and is refused; one without pixseek's migrations
+is another program's and is refused untouched; one whose tables or columns are gone is damaged.
 """
 
 from __future__ import annotations
 
+import functools
+import sqlite3
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from pixseek.errors import DatabaseTooNewError, IndexNotFoundError, NotOurDatabaseError, StoreError
 
 MIGRATIONS: list[tuple[str, Callable[[Any], None]]] = []
 
@@ -57,4 +65,145 @@ def m002_taken_at(db: Any) -> None:
     db["images"].create_index(["format"])
 
 
+@migration
+def m003_file_identity(db: Any) -> None:
+    """Device and inode of each file: one file is one row, whatever path (symlink, bind mount, hard
+    link) reaches it. Rows indexed before get them on their next run."""
+    db["images"].add_column("dev", int)
+    db["images"].add_column("inode", int)
+    db["images"].create_index(["dev", "inode"])
+
+
+@migration
+def m004_error_kinds(db: Any) -> None:
+    """Why a file failed (``kind``: content, io, pixels, size) and the limit in force, so a raised
+    ``--max-pixels`` or a fixed permission retries it."""
+    db["errors"].add_column("kind", str)
+    db["errors"].add_column("limit_value", int)
+
+
+@migration
+def m005_roots(db: Any) -> None:
+    """The folders given to ``pixseek index``, with the device each was on and how many files it held:
+    an unmounted drive (empty, or another device) must not read as "every file was deleted"."""
+    db["roots"].create({"path": str, "dev": int, "files": int, "seen_at": float}, pk="path")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# --- applying and checking ---------------------------------------------------------------------
+
+
+@functools.cache
+def expected_schema() -> dict[str, frozenset[str]]:
+    """The tables and columns the migrations make, read off a database built in memory."""
+    import sqlite_utils
+
+    db = sqlite_utils.Database(memory=True)
+    for _, fn in MIGRATIONS:
+        fn(db)
+    return {t.name: frozenset(c.name for c in t.columns) for t in db.tables}
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def check_ours(path: Path) -> None:
+    """Refuse, before anything is written beside it, a database file that another program made."""
+    if not path.is_file():
+        return
+    try:
+        conn = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True)
+    except sqlite3.Error:
+        return  # Store.open says what is wrong with it
+    try:
+        _refuse_foreign(conn, path)
+    except sqlite3.Error:
+        pass
+    finally:
+        conn.close()
+
+
+def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> list[str]:
+    """The migrations a database records; NotOurDatabaseError when it has tables but not pixseek's."""
+    tables = _tables(conn) - {"sqlite_sequence"}
+    applied = [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY id")] if "migrations" in tables else []
+    if tables and (not applied or applied[0] != MIGRATIONS[0][0]):
+        shown = ", ".join(sorted(tables)[:6]) + (", ..." if len(tables) > 6 else "")
+        raise NotOurDatabaseError(f"{path} is not a pixseek database (it holds tables {shown}); "
+                                  f"pixseek leaves it alone", hint="give another --db")
+    return applied
+
+
+def upgrade(db: Any, path: Path, *, readonly: bool) -> None:
+    """Refuse a database that is not pixseek's or is newer than this code; apply pending migrations
+    (or, ``readonly``, refuse an older schema); refuse a damaged schema. All in one line each."""
+    conn = db.conn
+    tables = _tables(conn) - {"sqlite_sequence"}
+    applied = _refuse_foreign(conn, path)
+    known = [name for name, _ in MIGRATIONS]
+    unknown = [n for n in applied if n not in known]
+    if unknown or len(applied) > len(known):
+        raise DatabaseTooNewError(
+            f"database {path} has schema migrations this pixseek does not know "
+            f"({', '.join(unknown) or len(applied)}): it was written by a newer pixseek; upgrade pixseek"
+        )
+    pending = [(n, fn) for n, fn in MIGRATIONS if n not in applied]
+    if pending and readonly:
+        if not tables:
+            raise IndexNotFoundError(
+                f"no pixseek index in {path.parent} (the database is empty)", hint="build one with: pixseek index PATH"
+            )
+        raise StoreError(
+            f"database {path} has an older schema ({len(applied)} of {len(known)} migrations)",
+            hint="run `pixseek index` or `pixseek doctor` on it once to upgrade it",
+        )
+    if pending:
+        _apply(db, pending)
+    check_schema(conn, path)
+
+
+def _apply(db: Any, pending: list[tuple[str, Callable[[Any], None]]]) -> None:
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if "migrations" not in _tables(conn):
+            db["migrations"].create({"id": int, "name": str, "applied_at": float}, pk="id")
+        for name, fn in pending:
+            fn(db)
+            db["migrations"].insert({"name": name, "applied_at": time.time()})
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES('schema_version', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def schema_problems(conn: sqlite3.Connection) -> list[str]:
+    """What is missing from the schema the migrations made: tables, then columns."""
+    problems = []
+    for table, columns in sorted(expected_schema().items()):
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        if not have:
+            problems.append(f"table {table} is missing")
+        elif columns - have:
+            problems.append(
+                f"table {table} lacks column{'s' if len(columns - have) > 1 else ''} "
+                f"{', '.join(sorted(columns - have))}"
+            )
+    return problems
+
+
+def check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    problems = schema_problems(conn)
+    if problems:
+        raise StoreError(
+            f"database {path} is damaged: {problems[0]}",
+            hint="restore it from a backup, or index again into another --db",
+        )

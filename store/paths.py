@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pixseek import settings
+from pixseek.errors import StoreError
 
 DB_FILE = "pixseek.db"
 FAISS_FILE = "vectors.faiss"
@@ -26,10 +27,17 @@ class DataDir:
 
     @classmethod
     def resolve(cls, db_dir: str | os.PathLike | None = None) -> DataDir:
+        """The data dir named by ``db_dir`` (a folder, or its ``pixseek.db``), else the settings' default.
+
+        Any other file is refused: pixseek never puts a ``pixseek.db`` beside a file it was pointed at.
+        """
         root = Path(db_dir).expanduser() if db_dir else settings.data_dir()
-        # Accept the database file itself as well as its folder.
-        if root.name == DB_FILE or (root.suffix == ".db" and root.is_file()):
+        if root.name == DB_FILE:  # the database file itself: its folder
             root = root.parent
+        elif root.is_file():
+            raise StoreError(
+                f"{root} is a file, not a pixseek data dir", hint="give the folder that holds (or will hold) pixseek.db"
+            )
         return cls(root.absolute())
 
     @property

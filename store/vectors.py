@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,12 +23,26 @@ from pixseek import faults
 from pixseek.errors import VectorIndexError
 from pixseek.fileio import atomic_path
 
-from . import ann
+from . import ann, index_types
 from .database import Store
 from .paths import DataDir
 
 log = logging.getLogger("pixseek")
 DEFAULT_FACTORY = "IDMap2,Flat"
+# The sidecar's fields and their types; anything else means "rebuild the cache".
+_SIDECAR: dict[str, tuple[type, ...]] = {
+    "generation": (int,),
+    "model_id": (str,),
+    "dim": (int,),
+    "count": (int,),
+    "size": (int,),
+    "factory": (str,),
+    "params": (str,),
+    "recall": (int, float, type(None)),
+    "tuned_n": (int,),
+    "rerank": (int,),
+}
+_PARAMS = re.compile(r"(nprobe|efSearch)=\d{1,7}")
 GPU_MAX_K = 2048  # FAISS GPU k-selection limit (GPU_MAX_SELECTION_K); deeper searches use the CPU index
 
 
@@ -98,12 +113,21 @@ class VectorIndex:
 
     @staticmethod
     def sidecar(data_dir: DataDir) -> dict[str, Any]:
-        """What the saved index's sidecar says (generation, count, factory, params, recall...), or {}."""
+        """What the saved index's sidecar says (generation, count, factory, params, recall...), or {}
+        when it is missing, unreadable, or any field is missing or of the wrong type."""
         try:
             meta = json.loads(data_dir.faiss_meta.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, UnicodeDecodeError):
             return {}
-        return meta if isinstance(meta, dict) else {}
+        if not isinstance(meta, dict):
+            return {}
+        for key, types in _SIDECAR.items():
+            value = meta.get(key)
+            if not isinstance(value, types) or isinstance(value, bool):
+                return {}
+        if meta["params"] and not _PARAMS.fullmatch(meta["params"]):
+            return {}
+        return meta
 
     @classmethod
     def load_file(cls, store: Store) -> VectorIndex:
@@ -133,13 +157,13 @@ class VectorIndex:
         vi = cls(
             index,
             meta["model_id"],
-            int(meta["dim"]),
-            int(meta["generation"]),
-            meta.get("factory", DEFAULT_FACTORY),
-            meta.get("params") or "",
-            meta.get("recall"),
-            int(meta.get("tuned_n") or 0),
-            int(meta.get("rerank") or 0),
+            meta["dim"],
+            meta["generation"],
+            meta["factory"],
+            meta["params"],
+            meta["recall"],
+            meta["tuned_n"],
+            meta["rerank"],
         )
         if vi.params:
             faiss.ParameterSpace().set_index_parameters(vi.index, vi.params)
@@ -151,22 +175,22 @@ class VectorIndex:
     ) -> VectorIndex:
         """Build from SQLite. ``factory``: a FAISS factory string, or None/"auto" for the store's
         setting (``pixseek index --index-type``), whose default picks by size and memory."""
-        faiss = _faiss()
         dim = store.dim
         if dim is None:
             raise VectorIndexError("database has no model yet")
         generation, n = store.generation, store.count()
         chosen = ann.chosen_factory(factory or store.meta("index_type"), n, dim)
-        full = ann.normalise_factory(chosen)
-        try:
-            index = faiss.index_factory(dim, full, faiss.METRIC_INNER_PRODUCT)
-        except Exception as e:
-            raise VectorIndexError(f"invalid index type {chosen!r}: {str(e).splitlines()[0][:160]}") from None
+        full = index_types.parse(chosen, dim)  # a setting is parsed before FAISS sees it, whoever saved it
         t0 = time.perf_counter()
-        if not index.is_trained:
-            cls._train(index, chosen, store, seed)
-        for ids, vecs in store.iter_vectors():
-            index.add_with_ids(vecs, ids)
+        try:
+            index = _faiss().index_factory(dim, full, _faiss().METRIC_INNER_PRODUCT)
+            if not index.is_trained:
+                cls._train(index, chosen, store, seed)
+            for ids, vecs in store.iter_vectors():
+                index.add_with_ids(vecs, ids)
+        except RuntimeError as e:  # FAISS refused it for this corpus
+            why = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise VectorIndexError(f"cannot build index type {chosen}: {why}") from None
         vi = cls(index, store.model_id or "", dim, generation, full, tuned_n=n)
         if ann.param_name(full):
             t = ann.tune_for(
@@ -183,6 +207,18 @@ class VectorIndex:
                 t.queries,
             )
         return vi
+
+    @classmethod
+    def build_usable(cls, store: Store) -> VectorIndex:
+        """:meth:`build`, or exact search (with a notice) when the index type set for this index cannot
+        be built on its vectors yet (too few to train) or at all (a setting saved by an older pixseek)."""
+        try:
+            return cls.build(store)
+        except VectorIndexError as e:
+            if (store.meta("index_type") or ann.AUTO) == ann.AUTO:
+                raise
+            log.warning("%s; searching exactly until it can be built", e)
+            return cls.build(store, factory="Flat")
 
     @staticmethod
     def _train(index: Any, factory: str, store: Store, seed: int) -> None:
@@ -216,14 +252,16 @@ class VectorIndex:
 
     @classmethod
     def open(cls, store: Store, *, rebuild: bool = False, save: bool = True) -> VectorIndex:
-        """The index for ``store``: loaded if in sync, else rebuilt from SQLite (and saved)."""
+        """The index for ``store``: loaded if in sync, else rebuilt from SQLite and saved (``save=False``,
+        for read commands: kept in memory only)."""
         if not rebuild:
             try:
                 return cls.load_file(store)
             except VectorIndexError as e:
                 if store.count() or store.data_dir.faiss.exists():
-                    log.warning("%s; rebuilding it from the database", e)
-        vi = cls.build(store)
+                    where = "" if save else " (in memory: `pixseek doctor` or `pixseek index` saves it)"
+                    log.warning("%s; rebuilding it from the database%s", e, where)
+        vi = cls.build_usable(store)
         if save:
             try:
                 vi.save(store)

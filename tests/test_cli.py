@@ -134,7 +134,11 @@ def test_rebuild_vectors(runner, indexed):
             ["index", "--db", "{db}"],
             "Error: nothing to index: give one or more folders or images (pixseek index ~/Pictures)",
         ),
-        (["index", "{tmp}/missing", "--db", "{db}"], "Error: no such file or folder: {tmp}/missing"),
+        (
+            ["index", "{tmp}/missing", "--db", "{db}"],
+            "Error: no such file or folder: {tmp}/missing (if it is gone for good, drop what was indexed there "
+            "with: pixseek forget {tmp}/missing)",
+        ),
         (
             ["index", "{tmp}/pics", "--db", "{db}", "--model", "bogus"],
             "Error: unknown model 'bogus': give a registry name (pixseek-emoji, tiny-random, vit-b-32-random), "

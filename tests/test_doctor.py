@@ -13,6 +13,7 @@ from pixseek.index.indexer import Indexer
 from pixseek.search.engine import Engine
 from pixseek.store.database import Store
 from pixseek.store.lock import DirLock
+from pixseek.store.migrations import SCHEMA_VERSION
 from pixseek.store.paths import DataDir
 from pixseek.store.thumbs import Thumbs
 
@@ -24,9 +25,16 @@ def _status(report) -> dict[str, str]:
 def test_healthy_index_is_all_ok(index_dir):
     db, _ = index_dir
     r = run(db)
-    assert _status(r) == {"database": "ok", "vectors": "ok", "vector index": "ok", "thumbnails": "ok", "files": "ok"}
+    assert _status(r) == {
+        "database": "ok",
+        "meta": "ok",
+        "vectors": "ok",
+        "vector index": "ok",
+        "thumbnails": "ok",
+        "files": "ok",
+    }
     assert r.exit_code == 0
-    assert r.findings[0].detail == "24 images, schema 2, integrity ok"
+    assert r.findings[0].detail == f"24 images, schema {SCHEMA_VERSION}, integrity ok"
 
 
 def test_faiss_damage_is_repaired_and_search_works(index_dir, tiny):
@@ -57,7 +65,7 @@ def test_bad_vector_rows_removed_then_reindexed(index_dir, tiny):
     st.close()
     r = run(db)
     assert _status(r)["vectors"] == "fixed"
-    assert "removed 1 rows with unusable vectors (e.g. row 3: 2 bytes, expected 512)" in r.findings[1].detail
+    assert "removed 1 rows with unusable vectors (e.g. row 3: 2 bytes, expected 512)" in r.findings[2].detail
     s = Indexer(db, encoder=tiny).run([root])
     assert s.added == 1 and s.total == 24
     st = Store.open(db)
@@ -105,6 +113,6 @@ def test_doctor_waits_for_no_indexer_and_cli_lines(index_dir):
     assert _status(r) == {"lock": "failed"} and r.exit_code == 1
     res = CliRunner().invoke(cli, ["doctor", "--db", str(db)])
     assert res.exit_code == 0
-    assert res.stdout.splitlines()[0] == "ok      database: 24 images, schema 2, integrity ok"
+    assert res.stdout.splitlines()[0] == f"ok      database: 24 images, schema {SCHEMA_VERSION}, integrity ok"
     res = CliRunner().invoke(cli, ["doctor", "--db", str(db / "nope")])
     assert res.exit_code == 1 and "no pixseek index in" in res.stderr

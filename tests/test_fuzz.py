@@ -96,6 +96,6 @@ def test_filter_parser_never_crashes(folder, formats, date, min_side):
         )
         db.execute(f"SELECT id FROM images WHERE {where}", params).fetchall()
     benign = Filter(
-        folder="/x" if folder else None, formats=("F",) * len(formats), date_from=parse_date(date), min_side=min_side
+        folder="/x" if folder else None, formats=("JPEG",) * len(formats), date_from=parse_date(date), min_side=min_side
     ).sql()[0]
     assert where == benign  # what was typed reaches SQLite only as parameters, never as SQL text

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from imagegen import draw, encode, jpeg_with_orientation, make_corpus, save, truncated
 
-from pixseek.errors import ModelMismatchError
+from pixseek.errors import ModelMismatchError, VectorIndexError
 from pixseek.index.indexer import Indexer
 from pixseek.search import Engine
 from pixseek.store import DataDir, Store
@@ -260,8 +260,16 @@ def test_faiss_file_damage_is_repaired_with_same_results(index_dir, tiny, damage
     with caplog.at_level("WARNING", logger="pixseek"), Engine.open(db, encoder=tiny) as eng:
         got = [(r.id, round(r.score, 5)) for r in eng.image(probe, k=10)]
     assert got == want
-    assert "rebuilding it from the database" in caplog.text
+    assert "rebuilding it from the database (in memory" in caplog.text
+    from pixseek.index.doctor import run as doctor
     from pixseek.store.vectors import VectorIndex
 
+    before = dd.faiss.read_bytes() if dd.faiss.exists() else None
+    with Store.open(db) as st, pytest.raises(VectorIndexError):  # a search never writes: still damaged
+        VectorIndex.load_file(st)
+    assert (dd.faiss.read_bytes() if dd.faiss.exists() else None) == before
+    assert {f.check: f.status for f in doctor(db).findings}["vector index"] == "fixed"
     with Store.open(db) as st:
         VectorIndex.load_file(st)  # repaired file is in sync now
+    with Engine.open(db, encoder=tiny) as eng:
+        assert [(r.id, round(r.score, 5)) for r in eng.image(probe, k=10)] == want

@@ -12,8 +12,9 @@ from PIL import Image
 
 from pixseek.decode import decode_bytes
 from pixseek.errors import DatabaseTooNewError, ImageError, IndexLockedError
-from pixseek.store.database import MIGRATIONS, SCHEMA_VERSION, Store
+from pixseek.store.database import Store
 from pixseek.store.lock import DirLock
+from pixseek.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from pixseek.store.paths import DataDir
 
 

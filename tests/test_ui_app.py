@@ -186,3 +186,14 @@ def test_bad_links_are_messages_not_tracebacks(ui_index, monkeypatch):
         _ok(at)
         assert message in [e.value for e in at.error], [e.value for e in at.error]
         assert not result_cards(at)
+
+
+def test_host_names_the_page_answers_to():
+    from pixseek.ui.hosts import allowed
+
+    for host in ("127.0.0.1:8501", "localhost:8501", "LOCALHOST", "[::1]:8501", "127.9.9.9", None):
+        assert allowed(host, "127.0.0.1"), host
+    for host in ("rebind.example:8501", "evil.com", "10.0.0.5:8501", "[2001:db8::1]:8501", "127.0.0.1.evil.com"):
+        assert not allowed(host, "127.0.0.1"), host
+    assert allowed("10.0.0.5:8501", "10.0.0.5") and not allowed("10.0.0.6", "10.0.0.5")
+    assert allowed("anything.example", "0.0.0.0") and allowed("anything.example", "::")

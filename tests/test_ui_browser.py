@@ -99,7 +99,9 @@ def browser():
 
     with sync_playwright() as p:
         # No skip: a browser that cannot start is a failure of this test.
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        # rebind.example resolves to this machine, as a DNS-rebinding attacker's name would
+        rules = "--host-resolver-rules=MAP rebind.example 127.0.0.1"
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, rules])
         yield b
         b.close()
 
@@ -198,6 +200,24 @@ def test_readme_screenshot(served, browser):
     _wait_results(page, 8)
     page.screenshot(path=str(ARTIFACTS / "ui-readme.png"))
     page.close()
+
+
+def test_a_foreign_host_name_gets_no_page(served, browser):
+    """DNS rebinding: a page under another name that resolves to this machine gets a refusal and no
+    results, while loopback names keep working."""
+    url, _ = served
+    port = url.rsplit(":", 1)[1]
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    try:
+        page.goto(f"http://rebind.example:{port}/?q=a%20dog", wait_until="domcontentloaded")
+        page.get_by_text("This page answers at the address pixseek was started on").wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        assert page.locator('[data-testid="stMain"] img').count() == 0
+        assert "dog" not in page.locator('[data-testid="stMain"]').inner_text()
+        page.goto(f"http://localhost:{port}/?q=a%20dog", wait_until="domcontentloaded")
+        _wait_results(page, 8)
+    finally:
+        page.close()
 
 
 def test_server_serves_no_files_by_path(served):

@@ -72,6 +72,8 @@ def command(db_dir: str, host: str, port: int, max_upload_mb: int) -> list[str]:
         "--client.toolbarMode",
         "minimal",
         "--",
+        "--host",
+        host,
         "--db",
         db_dir,
         "--max-upload-mb",

@@ -21,6 +21,7 @@ from pixseek.search import Filter
 from pixseek.search.uploads import DEFAULT_MAX_UPLOAD_BYTES
 from pixseek.store import DataDir
 
+from . import hosts
 from .service import QuerySpec, Service
 
 COLUMNS = 4
@@ -31,6 +32,7 @@ ALL_FOLDERS = "All folders"
 def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--db", default=None)
+    p.add_argument("--host", default="127.0.0.1")  # the address `pixseek ui` bound to
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_BYTES / 2**20)
     args, _ = p.parse_known_args(sys.argv[1:])
     args.db = str(DataDir.resolve(args.db).root)  # no --db: the settings' data dir
@@ -301,6 +303,10 @@ def main() -> None:
 
 def _page() -> None:
     args = _args()
+    host = st.context.headers.get("Host") if st.context.headers else None
+    if not hosts.allowed(host, args.host):
+        st.error(f"This page answers at the address pixseek was started on ({args.host}), not at {host!r}.")
+        return
     svc = service(args.db, int(args.max_upload_mb * 2**20))
     st.title("pixseek")
     _init_state()
