@@ -21,6 +21,7 @@ import numpy as np
 from pixseek.errors import IndexLockedError, PixseekError, VectorIndexError
 from pixseek.store import DataDir, Store, VectorIndex
 from pixseek.store.lock import DirLock
+from pixseek.store.migrations import SCHEMA_VERSION
 from pixseek.store.thumbs import Thumbs
 
 
@@ -71,21 +72,22 @@ def _check_database(dd: DataDir, r: Report, repair: bool) -> Store | None:
 
 def _meta_from_data(store: Store) -> dict[str, str]:
     """Meta values that disagree with the rows (or cannot be read), with what the rows say instead."""
-    lengths, models = store.vector_profile()
-    if not lengths:
-        return {}
     fixes: dict[str, str] = {}
-    common_len, common_n = lengths.most_common(1)[0]
-    try:
-        dim = store.dim
-    except PixseekError:
-        dim = None
-    # Only when most rows agree with each other and not with meta: then meta is the damaged one.
-    if common_len % 4 == 0 and common_n * 2 > sum(lengths.values()) and dim != common_len // 4:
-        fixes["dim"] = str(common_len // 4)
-    common_model, model_n = models.most_common(1)[0]
-    if model_n * 2 > sum(models.values()) and store.model_id != common_model:
-        fixes["model_id"] = common_model
+    if store.meta("schema_version") != str(SCHEMA_VERSION):  # every migration is recorded: say so again
+        fixes["schema_version"] = str(SCHEMA_VERSION)
+    lengths, models = store.vector_profile()
+    if lengths:
+        common_len, common_n = lengths.most_common(1)[0]
+        try:
+            dim = store.dim
+        except PixseekError:
+            dim = None
+        # Only when most rows agree with each other and not with meta: then meta is the damaged one.
+        if common_len % 4 == 0 and common_n * 2 > sum(lengths.values()) and dim != common_len // 4:
+            fixes["dim"] = str(common_len // 4)
+        common_model, model_n = models.most_common(1)[0]
+        if model_n * 2 > sum(models.values()) and store.model_id != common_model:
+            fixes["model_id"] = common_model
     try:
         _ = store.generation
     except PixseekError:
@@ -116,18 +118,20 @@ def _max_generation(store: Store) -> int:
     return max(int(sidecar.get("generation") or 0), 0)
 
 
-def _check_vectors(store: Store, r: Report, repair: bool) -> None:
+def _check_vectors(store: Store, r: Report, repair: bool) -> bool:
+    """False when unusable vectors remain (check-only): the checks that read vectors would stop on them."""
     dim = store.dim
     if dim is None:
         r.add("vectors", "ok", "no model recorded yet (empty index)")
-        return
+        return True
     bad = store.unusable_vectors()
     if not bad:
         r.add("vectors", "ok", f"all {store.count():,} vectors have {dim} finite values from {store.model_id}")
-        return
+        return True
     if not repair:
         r.add("vectors", "failed", f"{len(bad)} unusable vectors (e.g. row {bad[0][0]}: {bad[0][1]})")
-        return
+        r.add("vector index", "warning", "not checked until the vectors are repaired (`pixseek doctor`)")
+        return False
     with store.batch() as b:
         store.delete_images(rid for rid, _ in bad)
         b.changed = True
@@ -137,6 +141,20 @@ def _check_vectors(store: Store, r: Report, repair: bool) -> None:
         f"removed {len(bad)} rows with unusable vectors (e.g. row {bad[0][0]}: "
         f"{bad[0][1]}); `pixseek index` will embed those files again",
     )
+    return True
+
+
+def _check_empty_cache(store: Store, r: Report, repair: bool) -> None:
+    """No images: no vector index is needed, and a leftover one (of an earlier database) goes."""
+    leftovers = [p for p in (store.data_dir.faiss, store.data_dir.faiss_meta) if p.exists()]
+    if not leftovers:
+        r.add("vector index", "ok", "none needed (no images)")
+    elif not repair:
+        r.add("vector index", "warning", "a vector index of images the database does not have is left over")
+    else:
+        for p in leftovers:
+            p.unlink()
+        r.add("vector index", "fixed", "removed a vector index of images the database does not have")
 
 
 def _check_faiss(store: Store, r: Report, repair: bool, busy: bool = False) -> None:
@@ -144,8 +162,8 @@ def _check_faiss(store: Store, r: Report, repair: bool, busy: bool = False) -> N
     try:
         vi = VectorIndex.load_file(store)
     except VectorIndexError as e:
-        if store.count() == 0 and not store.data_dir.faiss.exists():
-            r.add("vector index", "ok", "none needed (no images)")
+        if store.count() == 0:
+            _check_empty_cache(store, r, repair)
             return
         if busy:
             r.add("vector index", "warning", f"{e.message} (the index run saves it when it ends)")
@@ -238,6 +256,9 @@ def run(db_dir=None, *, repair: bool = True) -> Report:
     except IndexLockedError as e:
         r.add("lock", "failed", e.message + " (run pixseek doctor when it is done, or --check-only)")
         return r
+    except PixseekError as e:  # a database that is no database, or not ours: nothing was written
+        r.add("database", "failed", e.message + (f" ({e.hint})" if e.hint else ""))
+        return r
 
 
 def _run(dd: DataDir, r: Report, repair: bool, busy: bool = False) -> Report:
@@ -247,8 +268,8 @@ def _run(dd: DataDir, r: Report, repair: bool, busy: bool = False) -> Report:
     with store:
         if not _check_meta(store, r, repair):
             return r
-        _check_vectors(store, r, repair)
-        _check_faiss(store, r, repair, busy)
+        if _check_vectors(store, r, repair):
+            _check_faiss(store, r, repair, busy)
         _check_thumbnails(store, r, repair)
         _check_files(store, r)
     return r

@@ -20,7 +20,7 @@ import numpy as np
 
 from pixseek import faults
 from pixseek.decode import DEFAULT_MAX_PIXELS
-from pixseek.errors import ImageError, NoImagesError, StoreError
+from pixseek.errors import ImageError, IndexNotFoundError, NoImagesError, StoreError
 from pixseek.models import Encoder, export_for_cpu, for_indexing
 from pixseek.models.export import cached_text_vectors
 from pixseek.store import DataDir, Store, VectorIndex, ann, index_types
@@ -127,7 +127,15 @@ class Indexer:
         return e
 
     # --- entry points -----------------------------------------------------------------------------
+    def _require_index(self) -> None:
+        """Commands that change an existing index refuse a folder without one before taking its lock."""
+        if not self.data_dir.exists():
+            raise IndexNotFoundError(
+                f"no pixseek index in {self.data_dir.root}", hint="build one with: pixseek index PATH"
+            )
+
     def rebuild_vectors(self) -> VectorIndex:
+        self._require_index()
         with DirLock(self.data_dir), Store.open(self.data_dir) as store:
             self._apply_index_type(store)
             return VectorIndex.open(store, rebuild=True)
@@ -140,6 +148,7 @@ class Indexer:
             if not os.fspath(p).strip():
                 raise NoImagesError("an empty path names no folder", hint="pixseek forget /path/to/folder")
             roots.append(os.path.abspath(os.fspath(p)))
+        self._require_index()
         with DirLock(self.data_dir), Store.open(self.data_dir) as store:
             vi = VectorIndex.open(store)
             removed: list[int] = []
@@ -191,7 +200,7 @@ class Indexer:
 
     def _apply_index_type(self, store: Store) -> None:
         """Check ``--index-type`` before any work (a bad one must not fail a long run at the end)."""
-        if not self.index_type:
+        if self.index_type is None:
             return
         kind = index_types.check(self.index_type, store.dim)
         if store.meta("index_type", "auto") != kind:

@@ -146,7 +146,8 @@ class Store:
         try:
             conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute("PRAGMA synchronous = NORMAL")
-            migrations.upgrade(store.db, dd.db, readonly=readonly)  # another program's file: refused untouched
+            # another program's file is refused untouched; an empty one is made a database only by `create`
+            migrations.upgrade(store.db, dd.db, readonly=readonly, create=create and not readonly)
             if create and not readonly and _journal(conn) != "wal":
                 store.db.enable_wal()
         except sqlite3.DatabaseError as e:

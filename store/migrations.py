@@ -111,19 +111,25 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
 
 
 def check_ours(path: Path) -> None:
-    """Refuse, before anything is written beside it, a database file that another program made."""
-    if not path.is_file():
+    """Refuse, before anything is written beside it, a database file that another program made, or a
+    file that is no SQLite database at all (one line each)."""
+    if not path.is_file() or path.stat().st_size == 0:
         return
-    try:
-        conn = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True)
-    except sqlite3.Error:
-        return  # Store.open says what is wrong with it
-    try:
-        _refuse_foreign(conn, path)
-    except sqlite3.Error:
-        pass
-    finally:
-        conn.close()
+    for mode in ("mode=ro", "immutable=1"):  # immutable: WAL on a read-only disk cannot open read-only
+        try:
+            conn = sqlite3.connect(path.absolute().as_uri() + "?" + mode, uri=True)
+            try:
+                _refuse_foreign(conn, path)
+                return
+            finally:
+                conn.close()
+        except sqlite3.OperationalError:
+            continue
+        except sqlite3.DatabaseError as e:
+            raise StoreError(
+                f"cannot open database {path}: {e}", hint="restore it from a backup, or index again into another --db"
+            ) from None
+    # Neither mode can read it (no permission to read it, say): the writer's own error says what is wrong.
 
 
 def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> list[str]:
@@ -132,12 +138,14 @@ def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> list[str]:
     applied = [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY id")] if "migrations" in tables else []
     if tables and (not applied or applied[0] != MIGRATIONS[0][0]):
         shown = ", ".join(sorted(tables)[:6]) + (", ..." if len(tables) > 6 else "")
-        raise NotOurDatabaseError(f"{path} is not a pixseek database (it holds tables {shown}); "
-                                  f"pixseek leaves it alone", hint="give another --db")
+        raise NotOurDatabaseError(
+            f"{path} is not a pixseek database (it holds tables {shown}); pixseek leaves it alone",
+            hint="give another --db",
+        )
     return applied
 
 
-def upgrade(db: Any, path: Path, *, readonly: bool) -> None:
+def upgrade(db: Any, path: Path, *, readonly: bool, create: bool = False) -> None:
     """Refuse a database that is not pixseek's or is newer than this code; apply pending migrations
     (or, ``readonly``, refuse an older schema); refuse a damaged schema. All in one line each."""
     conn = db.conn
@@ -151,11 +159,11 @@ def upgrade(db: Any, path: Path, *, readonly: bool) -> None:
             f"({', '.join(unknown) or len(applied)}): it was written by a newer pixseek; upgrade pixseek"
         )
     pending = [(n, fn) for n, fn in MIGRATIONS if n not in applied]
+    if not tables and not create:  # an empty file: only `pixseek index` makes a database of it
+        raise IndexNotFoundError(
+            f"no pixseek index in {path.parent} (the database is empty)", hint="build one with: pixseek index PATH"
+        )
     if pending and readonly:
-        if not tables:
-            raise IndexNotFoundError(
-                f"no pixseek index in {path.parent} (the database is empty)", hint="build one with: pixseek index PATH"
-            )
         raise StoreError(
             f"database {path} has an older schema ({len(applied)} of {len(known)} migrations)",
             hint="run `pixseek index` or `pixseek doctor` on it once to upgrade it",

@@ -65,7 +65,11 @@ class DataDir:
         return self.root / TUNING_QUERIES_FILE
 
     def exists(self) -> bool:
-        return self.db.is_file()
+        """Whether an index is here: a database file with something in it (an empty one is none yet)."""
+        try:
+            return self.db.is_file() and self.db.stat().st_size > 0
+        except OSError:
+            return False
 
     def create(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
