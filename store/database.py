@@ -13,9 +13,7 @@ import contextlib
 import sqlite3
 import time
 import warnings
-from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,40 +25,11 @@ from pixseek.errors import EmptyIndexError, IndexNotFoundError, ModelMismatchErr
 from . import migrations
 from .filters import UNDER_SQL, Filter, under_params
 from .paths import DataDir
+from .rows import IMAGE_COLUMNS, ErrorRecord, ImageRow, vec_to_blob
+from .upkeep import ErrorLog, Health, RootLog
+from .writes import ImageWrites
 
-
-@dataclass(frozen=True)
-class ErrorRecord:
-    """A file that failed: its size and mtime then, why (``kind``) and the limit in force."""
-
-    size: int | None
-    mtime_ns: int | None
-    kind: str | None  # content | io | pixels | size (None: recorded before kinds were kept)
-    limit_value: int | None
-
-
-@dataclass
-class ImageRow:
-    id: int
-    path: str
-    root: str
-    size: int
-    mtime_ns: int
-    hash: str
-    width: int | None
-    height: int | None
-    format: str | None
-    added_at: float
-    updated_at: float
-    taken_at: float | None = None
-
-    @property
-    def date(self) -> float:
-        """When the picture was taken (EXIF) if known, else the file's modification time."""
-        return self.taken_at if self.taken_at is not None else self.mtime_ns / 1e9
-
-
-IMAGE_COLUMNS = "id, path, root, size, mtime_ns, hash, width, height, format, added_at, updated_at, taken_at"
+__all__ = ["ErrorRecord", "ImageRow", "Store", "peek_count", "vec_to_blob"]
 
 
 def peek_count(data_dir) -> int:
@@ -75,10 +44,6 @@ def peek_count(data_dir) -> int:
             con.close()
     except sqlite3.Error:
         return 0
-
-
-def vec_to_blob(v: np.ndarray) -> bytes:
-    return np.ascontiguousarray(v, dtype="<f4").tobytes()
 
 
 def _connect(path: Path, *, readonly: bool, shared: bool) -> sqlite3.Connection:
@@ -108,7 +73,7 @@ def _journal(conn: sqlite3.Connection) -> str:
     return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
 
 
-class Store:
+class Store(ErrorLog, RootLog, Health, ImageWrites):
     """One open pixseek database. Not thread-safe: one Store per thread."""
 
     def __init__(self, data_dir: DataDir, db: Any, *, readonly: bool = False):
@@ -273,17 +238,9 @@ class Store:
             f"SELECT id, path, size, mtime_ns, hash, dev, inode FROM images WHERE {UNDER_SQL}", under_params(root)
         )
 
-    def ids_under(self, root: str) -> list[int]:
-        return [r[0] for r in self.conn.execute(f"SELECT id FROM images WHERE {UNDER_SQL}", under_params(root))]
-
     def rows_by_identity(self, dev: int, inode: int) -> list[tuple[int, str]]:
         """(id, path) of rows recorded as this device + inode."""
         return list(self.conn.execute("SELECT id, path FROM images WHERE dev = ? AND inode = ?", (dev, inode)))
-
-    def root_info(self, path: str) -> tuple[int | None, int] | None:
-        """(device, files) recorded for a root the last time it was indexed, or None."""
-        r = self.conn.execute("SELECT dev, files FROM roots WHERE path = ?", (path,)).fetchone()
-        return (r[0], r[1]) if r else None
 
     def ids_by_hash(self, digest: str) -> list[int]:
         return [r[0] for r in self.conn.execute("SELECT id FROM images WHERE hash = ?", (digest,))]
@@ -345,19 +302,6 @@ class Store:
             ids = np.sort(np.random.default_rng(seed).choice(ids, n, replace=False))
         return self.vectors_for(ids)[1]
 
-    def error_for(self, path: str) -> ErrorRecord | None:
-        r = self.conn.execute("SELECT size, mtime_ns, kind, limit_value FROM errors WHERE path = ?", (path,)).fetchone()
-        return ErrorRecord(*r) if r else None
-
-    def errors(self, limit: int | None = None) -> list[dict]:
-        q = "SELECT path, stage, message, at FROM errors ORDER BY at DESC, path"
-        if limit:
-            q += f" LIMIT {int(limit)}"
-        return [dict(zip(("path", "stage", "message", "at"), r)) for r in self.conn.execute(q)]
-
-    def error_count(self) -> int:
-        return self.conn.execute("SELECT count(*) FROM errors").fetchone()[0]
-
     def formats(self) -> list[tuple[str, int]]:
         return list(
             self.conn.execute(
@@ -396,32 +340,6 @@ class Store:
         for (p,) in self.conn.execute("SELECT path FROM images"):
             yield p
 
-    def vector_profile(self) -> tuple[Counter[int], Counter[str]]:
-        """(how many vectors have each byte length, how many rows each model id made): what the data
-        says the meta values should be."""
-        lengths: Counter[int] = Counter()
-        models: Counter[str] = Counter()
-        for n, model_id, count in self.conn.execute(
-            "SELECT length(vector), model_id, count(*) FROM images GROUP BY 1, 2"
-        ):
-            lengths[int(n or 0)] += count
-            models[str(model_id)] += count
-        return lengths, models
-
-    def unusable_vectors(self) -> list[tuple[int, str]]:
-        """(row id, what is wrong) for stored vectors that are the wrong length, not finite, or another
-        model's."""
-        dim, model_id = self.dim or 0, self.model_id
-        bad: list[tuple[int, str]] = []
-        for rid, blob, row_model in self.conn.execute("SELECT id, vector, model_id FROM images"):
-            if blob is None or len(blob) != dim * 4:
-                bad.append((rid, f"{len(blob or b'')} bytes, expected {dim * 4}"))
-            elif not np.isfinite(np.frombuffer(blob, dtype="<f4")).all():
-                bad.append((rid, "not finite"))
-            elif row_model != model_id:
-                bad.append((rid, f"made by model {row_model}"))
-        return bad
-
     def vectors_for(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) for the given ids that exist, in chunks of 500 per query."""
         ids = [int(i) for i in ids if _is_row_id(i)]
@@ -441,126 +359,6 @@ class Store:
     def batch(self):
         """One transaction; bumps the generation once when vectors changed inside it."""
         return _Batch(self)
-
-    def insert_image(
-        self,
-        *,
-        path,
-        root,
-        size,
-        mtime_ns,
-        digest,
-        width,
-        height,
-        fmt,
-        model_id,
-        blob: bytes,
-        taken_at: float | None = None,
-        dev: int | None = None,
-        inode: int | None = None,
-    ) -> int:
-        now = time.time()
-        cur = self.conn.execute(
-            "INSERT INTO images(path, root, size, mtime_ns, hash, width, height, format, model_id, vector,"
-            " added_at, updated_at, taken_at, dev, inode) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (path, root, size, mtime_ns, digest, width, height, fmt, model_id, blob, now, now, taken_at, dev, inode),
-        )
-        self.conn.execute("DELETE FROM errors WHERE path = ?", (path,))
-        assert cur.lastrowid is not None  # an INSERT always sets it
-        return cur.lastrowid
-
-    def update_image(
-        self,
-        image_id: int,
-        *,
-        size,
-        mtime_ns,
-        digest,
-        width,
-        height,
-        fmt,
-        model_id,
-        blob: bytes,
-        taken_at: float | None = None,
-        dev: int | None = None,
-        inode: int | None = None,
-    ) -> None:
-        self.conn.execute(
-            "UPDATE images SET size=?, mtime_ns=?, hash=?, width=?, height=?, format=?, model_id=?, vector=?,"
-            " updated_at=?, taken_at=?, dev=?, inode=? WHERE id=?",
-            (size, mtime_ns, digest, width, height, fmt, model_id, blob, time.time(), taken_at, dev, inode, image_id),
-        )
-        self.conn.execute("DELETE FROM errors WHERE path = (SELECT path FROM images WHERE id = ?)", (image_id,))
-
-    def move_image(self, image_id: int, *, path, root, size, mtime_ns, dev=None, inode=None) -> None:
-        self.conn.execute(
-            "UPDATE images SET path=?, root=?, size=?, mtime_ns=?, updated_at=?, dev=?, inode=? WHERE id=?",
-            (path, root, size, mtime_ns, time.time(), dev, inode, image_id),
-        )
-        self.conn.execute("DELETE FROM errors WHERE path = ?", (path,))
-
-    def touch_image(self, image_id: int, *, size, mtime_ns) -> None:
-        """Same content, new size/mtime (e.g. ``touch``): record it without re-embedding."""
-        self.conn.execute("UPDATE images SET size=?, mtime_ns=? WHERE id=?", (size, mtime_ns, image_id))
-
-    def delete_images(self, ids: Iterable[int]) -> None:
-        self.conn.executemany("DELETE FROM images WHERE id = ?", ((int(i),) for i in ids))
-
-    def record_error(
-        self,
-        path: str,
-        stage: str,
-        message: str,
-        size: int | None = None,
-        mtime_ns: int | None = None,
-        kind: str | None = None,
-        limit_value: int | None = None,
-    ) -> None:
-        """One row per failed file: where it failed, why (``kind``: content, io, pixels, size) and the
-        limit in force for a limit kind, so that a run can tell when the reason may be gone."""
-        self.conn.execute(
-            "INSERT INTO errors(path, stage, message, size, mtime_ns, at, kind, limit_value) VALUES(?,?,?,?,?,?,?,?) "
-            "ON CONFLICT(path) DO UPDATE SET stage=excluded.stage, message=excluded.message, size=excluded.size, "
-            "mtime_ns=excluded.mtime_ns, at=excluded.at, kind=excluded.kind, limit_value=excluded.limit_value",
-            (path, stage, message, size, mtime_ns, time.time(), kind, limit_value),
-        )
-
-    def set_identities(self, rows: Iterable[tuple[int, int, int]]) -> None:
-        """Record (row id, device, inode) of files indexed before identities were kept."""
-        self.conn.executemany("UPDATE images SET dev = ?, inode = ? WHERE id = ?", ((d, i, r) for r, d, i in rows))
-
-    def record_root(self, path: str, dev: int | None, files: int) -> None:
-        self.conn.execute(
-            "INSERT INTO roots(path, dev, files, seen_at) VALUES(?,?,?,?) ON CONFLICT(path) DO UPDATE "
-            "SET dev=excluded.dev, files=excluded.files, seen_at=excluded.seen_at",
-            (path, dev, files, time.time()),
-        )
-
-    def forget(self, path: str) -> list[int]:
-        """Delete the rows, errors and root records at or under ``path``; returns the deleted row ids."""
-        ids = self.ids_under(path)
-        self.delete_images(ids)
-        self.conn.execute(f"DELETE FROM errors WHERE {UNDER_SQL}", under_params(path))
-        self.conn.execute(f"DELETE FROM roots WHERE {UNDER_SQL}", under_params(path))
-        return ids
-
-    def clear_errors_under(self, root: str, keep: set[str]) -> int:
-        """Forget errors for files under ``root`` that the latest scan no longer saw."""
-        stale = [
-            r[0]
-            for r in self.conn.execute(f"SELECT path FROM errors WHERE {UNDER_SQL}", under_params(root))
-            if r[0] not in keep
-        ]
-        self.conn.executemany("DELETE FROM errors WHERE path = ?", ((p,) for p in stale))
-        return len(stale)
-
-    def integrity_check(self) -> str:
-        """``ok``, or SQLite's first findings joined by '; ' (a damaged file may also raise StoreError)."""
-        try:
-            rows = [r[0] for r in self.conn.execute("PRAGMA integrity_check")]
-        except sqlite3.DatabaseError as e:
-            rows = [str(e)]
-        return "ok" if rows == ["ok"] else "; ".join(rows[:3])
 
 
 class _Batch:
