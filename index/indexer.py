@@ -79,6 +79,23 @@ class _Op:
     vector: np.ndarray | None = field(default=None, repr=False)
 
 
+def _content(op: _Op, model_id: str) -> dict:
+    """What a row records of a file's content and identity (insert and update alike)."""
+    it, e = op.item, op.item.entry
+    return {
+        "size": e.size,
+        "mtime_ns": e.mtime_ns,
+        "digest": it.digest,
+        "width": it.width,
+        "height": it.height,
+        "fmt": it.fmt,
+        "model_id": model_id,
+        "taken_at": it.taken_at,
+        "dev": e.dev,
+        "inode": e.inode,
+    }
+
+
 class Indexer:
     def __init__(
         self,
@@ -342,21 +359,7 @@ class Indexer:
                 store.record_error(e.path, "embed", "duplicate vanished before it was copied")
                 s.failed += 1
                 return
-            rid = store.insert_image(
-                path=e.path,
-                root=e.root,
-                size=e.size,
-                mtime_ns=e.mtime_ns,
-                digest=it.digest,
-                width=it.width,
-                height=it.height,
-                fmt=it.fmt,
-                model_id=model_id,
-                blob=blob,
-                taken_at=it.taken_at,
-                dev=e.dev,
-                inode=e.inode,
-            )
+            rid = store.insert_image(path=e.path, root=e.root, blob=blob, **_content(op, model_id))
             added.append((rid, vec))
             s.added += 1
             return
@@ -371,20 +374,7 @@ class Indexer:
             s.moved += 1
         else:  # update: new content at the same path
             assert op.vector is not None
-            store.update_image(
-                op.image_id,
-                size=e.size,
-                mtime_ns=e.mtime_ns,
-                digest=it.digest,
-                width=it.width,
-                height=it.height,
-                fmt=it.fmt,
-                model_id=model_id,
-                blob=vec_to_blob(op.vector),
-                taken_at=it.taken_at,
-                dev=e.dev,
-                inode=e.inode,
-            )
+            store.update_image(op.image_id, blob=vec_to_blob(op.vector), **_content(op, model_id))
             replaced.append(op.image_id)
             added.append((op.image_id, op.vector))
             s.updated += 1
