@@ -64,6 +64,22 @@ def _connect(path: Path, *, readonly: bool, shared: bool) -> sqlite3.Connection:
         raise StoreError(f"cannot open database {path}: {e}") from None
 
 
+def check_ours(dd: DataDir) -> None:
+    """Refuse, before anything is written beside it, a database file that another program made, or a
+    file that is no SQLite database at all (one line each)."""
+    if not dd.exists():
+        return
+    conn = _connect(dd.db, readonly=True, shared=False)
+    try:
+        migrations.refuse_foreign(conn, dd.db)
+    except sqlite3.DatabaseError as e:
+        raise StoreError(
+            f"cannot open database {dd.db}: {e}", hint="restore it from a backup, or index again into another --db"
+        ) from None
+    finally:
+        conn.close()
+
+
 def _is_row_id(value: int) -> bool:
     """Whether ``value`` can be a row id at all (SQLite's integers): a larger one names no row."""
     return -(2**63) <= int(value) < 2**63

@@ -12,8 +12,8 @@ import os
 
 from pixseek.errors import IndexLockedError, StoreError
 
-from .migrations import check_ours
-from .paths import DB_FILE, DataDir
+from .database import check_ours
+from .paths import DataDir
 
 _HELD_LOCKS: set[int] = set()
 
@@ -35,11 +35,12 @@ class DirLock:
     """An exclusive, non-blocking lock on a data dir, held for the whole run (released on exit/kill)."""
 
     def __init__(self, data_dir: DataDir):
+        self._data_dir = data_dir
         self.path = data_dir.lock
         self.fd: int | None = None
 
     def __enter__(self) -> DirLock:
-        check_ours(self.path.parent / DB_FILE)  # never even a lock file beside another program's database
+        check_ours(self._data_dir)  # never even a lock file beside another program's database
         try:
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:  # a read-only disk or folder, or one that is not ours to write

@@ -110,29 +110,7 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-def check_ours(path: Path) -> None:
-    """Refuse, before anything is written beside it, a database file that another program made, or a
-    file that is no SQLite database at all (one line each)."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    for mode in ("mode=ro", "immutable=1"):  # immutable: WAL on a read-only disk cannot open read-only
-        try:
-            conn = sqlite3.connect(path.absolute().as_uri() + "?" + mode, uri=True)
-            try:
-                _refuse_foreign(conn, path)
-                return
-            finally:
-                conn.close()
-        except sqlite3.OperationalError:
-            continue
-        except sqlite3.DatabaseError as e:
-            raise StoreError(
-                f"cannot open database {path}: {e}", hint="restore it from a backup, or index again into another --db"
-            ) from None
-    # Neither mode can read it (no permission to read it, say): the writer's own error says what is wrong.
-
-
-def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> list[str]:
+def refuse_foreign(conn: sqlite3.Connection, path: Path) -> list[str]:
     """The migrations a database records; NotOurDatabaseError when it has tables but not pixseek's."""
     tables = _tables(conn) - {"sqlite_sequence"}
     applied = [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY id")] if "migrations" in tables else []
@@ -150,7 +128,7 @@ def upgrade(db: Any, path: Path, *, readonly: bool, create: bool = False) -> Non
     (or, ``readonly``, refuse an older schema); refuse a damaged schema. All in one line each."""
     conn = db.conn
     tables = _tables(conn) - {"sqlite_sequence"}
-    applied = _refuse_foreign(conn, path)
+    applied = refuse_foreign(conn, path)
     known = [name for name, _ in MIGRATIONS]
     unknown = [n for n in applied if n not in known]
     if unknown or len(applied) > len(known):

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from imagegen import draw, make_corpus, save
 
+from pixseek.store.database import peek_count
+
 N = 12
 
 
@@ -46,11 +48,7 @@ def one_line_error(out: subprocess.CompletedProcess, starts: str) -> str:
 
 
 def count(db: Path) -> int:
-    con = sqlite3.connect(db / "pixseek.db")
-    try:
-        return con.execute("SELECT count(*) FROM images").fetchone()[0]
-    finally:
-        con.close()
+    return peek_count(db)
 
 
 def digest(*paths: Path) -> str:

@@ -22,7 +22,8 @@ def _name(host_header: str) -> str:
     return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
 
 
-def _loopback(name: str) -> bool:
+def is_loopback(name: str) -> bool:
+    """A loopback name or address (localhost, 127.0.0.0/8, ::1)."""
     if name in LOOPBACK_NAMES:
         return True
     try:
@@ -39,4 +40,4 @@ def allowed(host_header: str | None, bound: str) -> bool:
     if bound in ALL_INTERFACES:
         return True
     name = _name(host_header)
-    return _loopback(name) or name == bound
+    return is_loopback(name) or name == bound

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 import socket
 import sys
@@ -12,16 +11,9 @@ from pathlib import Path
 from pixseek.errors import ServeError
 from pixseek.store import DataDir
 
+from .hosts import is_loopback
+
 APP = Path(__file__).resolve().parent / "app.py"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_port(host: str, port: int) -> None:
@@ -88,7 +80,7 @@ def launch(db: str | None, *, host: str = "127.0.0.1", port: int = 8501, max_upl
         raise ServeError("the web UI needs streamlit", hint="pip install streamlit") from None
     check_port(host, port)
     root = str(DataDir.resolve(db).root)
-    if not _is_loopback(host):
+    if not is_loopback(host.strip("[]")):
         print(f"pixseek: serving on {host}: anyone who can reach this address can search {root}", file=sys.stderr)
     print(f"pixseek: search page for {root} at http://{host}:{port}  (Ctrl-C stops it)", file=sys.stderr)
     argv = command(root, host, port, max_upload_mb)
