@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -114,12 +114,14 @@ class Indexer:
         index_type: str | None = None,
         runtime: str | None = None,
         prune: bool = False,
+        on_new_index: Callable[[str], None] | None = None,
     ):
         """``index_type``: "auto" (by corpus size and memory) or a FAISS factory string; kept by the
         index for later runs. ``workers``: decode processes (default: cores + 1, at most 16).
         ``runtime``: "auto" (a CPU run embeds with the model's ONNX export when there is one) or
         "torch"; default from ``PIXSEEK_RUNTIME``. ``prune``: remove the rows of files not found even when
-        the scan looks untrustworthy (:mod:`pixseek.index.guard`)."""
+        the scan looks untrustworthy (:mod:`pixseek.index.guard`). ``on_new_index``: called with the
+        model's spec when a run gives an index without a model its model (the CLI says which, and why)."""
         self.data_dir = db_dir if isinstance(db_dir, DataDir) else DataDir.resolve(db_dir)
         self.index_type = index_type
         self.model_spec = model
@@ -134,6 +136,7 @@ class Indexer:
         self.export_encoders = export_encoders
         self.runtime = runtime
         self.prune = prune
+        self.on_new_index = on_new_index
 
     def _encoder_for(self, store: Store) -> Encoder:
         if self.encoder is None:
@@ -196,9 +199,12 @@ class Indexer:
         t0 = time.perf_counter()
         # The model loads only when needed: a re-run with nothing new costs no model start-up.
         # An explicit, different --model is checked up front so a mismatch is refused at once.
-        if store.model_spec is None or (self.model_spec and self.model_spec != store.model_spec):
+        new = store.model_spec is None
+        if new or (self.model_spec and self.model_spec != store.model_spec):
             self._encoder_for(store)
         self._apply_index_type(store)
+        if new and self.encoder is not None and self.on_new_index is not None:
+            self.on_new_index(self.encoder.spec)
         vi = VectorIndex.open(store)
         s = Summary()
         plan = make_plan(store, roots, self.exclude, self.include_hidden, self.max_pixels)

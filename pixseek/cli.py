@@ -149,6 +149,17 @@ def index_cmd(
 
     if not paths and not rebuild_vectors:
         raise NoImagesError("nothing to index: give one or more folders or images", hint="pixseek index ~/Pictures")
+
+    def new_index(spec: str) -> None:  # a new index gets its model: say which, and why
+        from .models.catalog import model_choice
+
+        why = {
+            "option": "from --model",
+            "env": "from $PIXSEEK_MODEL",
+            "default": "the default for new indexes; --model NAME to choose, `pixseek models` lists them",
+        }[model_choice(model)[1]]
+        click.echo(_show(f"model: {spec} ({why})"), err=True)
+
     ix = Indexer(
         db,
         model=model,
@@ -162,6 +173,7 @@ def index_cmd(
         index_type=index_type,
         runtime=runtime,
         prune=prune,
+        on_new_index=new_index,
     )
     if rebuild_vectors and not paths:
         t0 = time.perf_counter()
@@ -323,20 +335,47 @@ def errors_cmd(db, limit, as_json):
         click.echo(_show(f"{r['stage']:<7} {r['path']}: {r['message']}"))
 
 
-@cli.command("models")
-@click.option("--json", "as_json", is_flag=True)
-def models_cmd(as_json):
-    """Model names in the registry (any open_clip ARCH:TAG or local checkpoint works too)."""
-    from .models import default_model_spec, load_registry
-
-    reg = load_registry().get("models", {})
-    default = default_model_spec()
-    if as_json:
-        click.echo(json.dumps({"default": default, "models": reg}))
+@cli.group("models", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+@click.pass_context
+def models_grp(ctx, as_json):
+    """Models to choose from for --model: the bundled ones and recommended pretrained ones for photos, with
+    size, languages, licence, published accuracy and whether they are on disk (any open_clip ARCH:TAG or
+    local checkpoint works too). `pixseek models fetch NAME` downloads one."""
+    if ctx.invoked_subcommand is not None:
         return
-    for name, e in reg.items():
-        mark = "*" if name == default else " "
-        click.echo(f"{mark} {name:<20} {e.get('arch')}  {e.get('description', '')}")
+    from .models import default_model_spec, load_registry
+    from .models.catalog import format_table, rows, sources
+
+    table = rows()
+    if as_json:
+        reg = load_registry().get("models", {})
+        out = {"default": default_model_spec(), "models": reg, "catalog": [r.to_dict() for r in table]}
+        click.echo(json.dumps({**out, "sources": sources()}))
+        return
+    click.echo(format_table(table))
+
+
+@models_grp.command("fetch")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def models_fetch_cmd(name, as_json):
+    """Download a model's weights into the Hugging Face cache (NAME from `pixseek models`, or any open_clip
+    ARCH:TAG); offline, say which file to get elsewhere."""
+    from .models.catalog import fetch
+
+    got = fetch(name)
+    if as_json:
+        click.echo(json.dumps(got.to_dict()))
+        return
+    use = f"--model {got.spec}"
+    if got.kind == "bundled":
+        click.echo(f"{got.spec} ships with pixseek: nothing to fetch (use {use})")
+    elif got.kind == "local":
+        click.echo(_show(f"{got.spec} is a local file: nothing to fetch (use {use})"))
+    else:
+        click.echo(_show(f"{got.spec}: {'already on disk' if got.already else 'downloaded'}: {got.path}"))
+        click.echo(f"use it with: pixseek index PATH {use} (for a new index: an existing one keeps its model)")
 
 
 @cli.group("datasets")

@@ -17,6 +17,12 @@ MODELS = "PIXSEEK_MODELS"  # a folder with registry.json, configs/ and weights/ 
 RUNTIME = "PIXSEEK_RUNTIME"  # auto | torch: what `pixseek index` embeds with on a CPU
 INDEX_MEMORY = "PIXSEEK_INDEX_MEMORY"  # bytes the vector index may take in RAM (else a quarter of RAM)
 FAULT = "PIXSEEK_FAULT"  # NAME:N[:ACTION], fault injection for the crash tests (pixseek.faults)
+# Hugging Face's own variables, read the way huggingface_hub reads them (`pixseek models` and `models fetch`)
+HUB_OFFLINE = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")  # either switches hub downloads off
+HUB_ENDPOINT = "HF_ENDPOINT"  # the hub's address (else https://huggingface.co)
+HUB_CACHE = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE")  # the hub cache (else $HF_HOME/hub)
+HF_HOME = "HF_HOME"  # Hugging Face's folder (else $XDG_CACHE_HOME/huggingface)
+PROXIES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy")
 
 RUNTIMES = ("auto", "torch")
 
@@ -73,3 +79,37 @@ def index_memory() -> int | None:
 
 def fault() -> str | None:
     return _get(FAULT)
+
+
+def hub_offline() -> str | None:
+    """The variable that switches Hugging Face downloads off (``HF_HUB_OFFLINE=1``, or
+    ``TRANSFORMERS_OFFLINE``), or None when downloads are allowed."""
+    name = next((n for n in HUB_OFFLINE if os.environ.get(n)), None)  # the first one set decides, as in
+    value = os.environ.get(name, "") if name else ""  # huggingface_hub: HF_HUB_OFFLINE=0 wins over the other
+    return name if value.strip().upper() in ("1", "ON", "YES", "TRUE") else None
+
+
+def hub_endpoint() -> str:
+    """The Hugging Face hub's address: ``$HF_ENDPOINT``, else https://huggingface.co."""
+    return (_get(HUB_ENDPOINT) or "https://huggingface.co").strip().rstrip("/")
+
+
+def hub_cache() -> Path:
+    """The Hugging Face hub cache: ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else
+    ``$XDG_CACHE_HOME/huggingface/hub`` (~/.cache/huggingface/hub), as huggingface_hub resolves it."""
+    for name in HUB_CACHE:
+        env = _get(name)
+        if env:
+            return Path(os.path.expandvars(env)).expanduser()
+    home = _get(HF_HOME) or os.path.join(
+        _get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
+    )
+    return Path(os.path.expandvars(home)).expanduser() / "hub"
+
+
+def proxy() -> str | None:
+    """An HTTP(S) proxy from the usual variables, or None (a direct connection)."""
+    for name in PROXIES:
+        if _get(name):
+            return _get(name)
+    return None
