@@ -30,6 +30,8 @@ from pixseek.fileio import atomic_write
 from .registry import ModelSource, own_configs, resolve_config, source_config, text_tower_dir
 
 _registered: set[str] = set()
+PIXSEEK_KEYS = ("preprocess_cfg", "image_head", "image_init")  # config keys pixseek applies, not open_clip
+_extras: dict[str, dict] = {}  # arch -> its PIXSEEK_KEYS
 _folder: tuple[int, Path] | None = None  # (pid, folder) of this process's resolved configs
 
 
@@ -55,7 +57,9 @@ def _register(name: str, cfg: dict) -> None:
 
     if name in _registered or name in open_clip.list_models():
         return
-    text = json.dumps(resolve_config(cfg), indent=1, sort_keys=True)
+    _extras[name] = {k: cfg[k] for k in PIXSEEK_KEYS if k in cfg}
+    plain = {k: v for k, v in resolve_config(cfg).items() if k not in PIXSEEK_KEYS}
+    text = json.dumps(plain, indent=1, sort_keys=True)
     try:
         path = _config_folder() / f"{name}.json"
         path.write_text(text)  # a private folder: nobody reads it half-written
@@ -79,6 +83,13 @@ def model_config(arch: str) -> dict | None:
     return open_clip.get_model_config(arch)
 
 
+def extras(arch: str) -> dict:
+    """What pixseek's config of ``arch`` sets beyond open_clip: its preprocessing, image head and the
+    backbone's pretrained file (see :mod:`pixseek.models.heads`)."""
+    register_configs()
+    return _extras.get(arch, {})
+
+
 def quiet_transformers() -> None:
     """No progress bars or advisory logs from transformers while it loads a local text tower."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -97,10 +108,11 @@ def first_line(e: BaseException) -> str:
     return lines[0] if lines else type(e).__name__
 
 
-def create(arch: str, *, seed: int | None = None) -> Any:
+def create(arch: str, *, seed: int | None = None, text_weights: bool = True) -> Any:
     """A new open_clip model of ``arch`` on the CPU with random weights (from torch's global generator,
     seeded with ``seed`` when given), except a Hugging Face text tower, which loads its pretrained
-    weights from its (local) folder."""
+    weights from its (local) folder unless ``text_weights`` is False (a full checkpoint brings them:
+    no need to download a multilingual transformer only to overwrite it)."""
     import open_clip
     import torch
 
@@ -109,9 +121,21 @@ def create(arch: str, *, seed: int | None = None) -> Any:
         quiet_transformers()
     if seed is not None:
         torch.manual_seed(seed)
+    more = extras(arch)
     logging.disable(logging.WARNING)  # open_clip logs "initialized randomly" on the root logger
     try:
-        return open_clip.create_model(arch, pretrained=None, pretrained_text=hf_text, device="cpu")
+        model = open_clip.create_model(
+            arch,
+            pretrained=None,
+            pretrained_text=hf_text and text_weights,
+            device="cpu",
+            force_preprocess_cfg=more.get("preprocess_cfg"),
+        )
+        if "image_head" in more:
+            from .heads import install_head
+
+            install_head(model, more["image_head"])
+        return model
     except CheckpointError:
         raise
     except Exception as e:
@@ -245,7 +269,7 @@ def build(src: ModelSource) -> tuple[Any, str]:
     if src.config_file is not None and src.model_cfg is not None:
         _register(src.arch, src.model_cfg)
     checkpoint = pretrained_file(src) if src.kind == "pretrained" else src.checkpoint
-    model = create(src.arch, seed=src.seed if src.kind == "random" else None)
+    model = create(src.arch, seed=src.seed if src.kind == "random" else None, text_weights=src.kind != "pretrained")
     hf_text = hf_text_tower(src.arch)
     if checkpoint is None:
         digest = state_dict_sha256(model)

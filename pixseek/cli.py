@@ -384,41 +384,52 @@ def datasets_grp():
 
 
 @datasets_grp.command("fetch")
-@click.argument("name", type=click.Choice(["emoji"]))
+@click.argument("name", type=click.Choice(["emoji", "openclipart", "tuxpaint"]))
 @click.option(
     "--dest", type=click.Path(file_okay=False), default=None, help="Where to put it (default: DATA_DIR/datasets/NAME)."
 )
 @db_option
 @click.option(
+    "--from",
     "--tarballs",
+    "tarballs",
     type=click.Path(exists=True, file_okay=False),
     default=None,
-    help="Use already packed .tgz files from this folder instead of running npm pack.",
+    help="Take already downloaded package files from this folder (.tgz for emoji, .deb for the others).",
 )
 @click.option("--json", "as_json", is_flag=True)
 def datasets_fetch_cmd(name, dest, db, tarballs, as_json):
-    """Fetch a dataset (emoji: Twemoji + Noto art with names, via npm) and write its manifest."""
+    """Fetch a dataset and write its manifest: emoji (Twemoji + Noto art with names, via npm), openclipart
+    (public-domain clip art with titles, from Debian) or tuxpaint (the photo test set, from Debian)."""
+    from collections import Counter
     from pathlib import Path
 
     from .store import DataDir
     from .train.datasets import fetch_emoji, read_manifest
+    from .train.photosets import fetch_openclipart, fetch_tuxpaint
 
     target = Path(dest) if dest else DataDir.resolve(db).root / "datasets" / name
-    manifest = fetch_emoji(target, Path(tarballs) if tarballs else None)
+    local = Path(tarballs) if tarballs else None
+    if name == "emoji":
+        manifest = fetch_emoji(target, local)
+    else:
+        manifest = (fetch_tuxpaint if name == "tuxpaint" else fetch_openclipart)(target, local)
     rows = read_manifest(manifest)
-    held = sum(1 for r in rows if r.split == "heldout")
+    splits = Counter(r.split for r in rows)
     out = {
         "manifest": str(manifest),
         "images": len(rows),
-        "heldout_images": held,
+        "heldout_images": splits.get("heldout", 0),
         "concepts": len({r.concept for r in rows}),
         "heldout_concepts": len({r.concept for r in rows if r.split == "heldout"}),
+        "splits": dict(splits),
     }
+    parts = ", ".join(f"{k} {v}" for k, v in sorted(splits.items()))
     click.echo(
         json.dumps(out)
         if as_json
-        else f"{out['images']} images of {out['concepts']} concepts; held out: {out['heldout_concepts']} "
-        f"concepts ({held} images) -> {manifest}"
+        else f"{out['images']} images of {out['concepts']} concepts ({parts}); held out: {out['heldout_concepts']} "
+        f"concepts -> {manifest}"
     )
 
 
@@ -426,8 +437,9 @@ def datasets_fetch_cmd(name, dest, db, tarballs, as_json):
 @click.option(
     "--data",
     required=True,
+    multiple=True,
     type=click.Path(exists=True, dir_okay=False),
-    help="Caption manifest (JSONL: image + caption/captions per line).",
+    help="Caption manifest (JSONL: image + caption/captions per line); repeat to train on several.",
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--arch", default="pixseek-minilm-vit", show_default=True, help="Config in models/configs.")
@@ -446,6 +458,20 @@ def datasets_fetch_cmd(name, dest, db, tarballs, as_json):
     help="Weight of the view-to-view (cross-style) contrastive term.",
 )
 @click.option("--unlock-text", is_flag=True, help="Also train a pretrained text tower.")
+@click.option(
+    "--views",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Locked backbone: cached views per picture.",
+)
+@click.option(
+    "--anchor",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Locked backbone: pull of the class vectors towards the class names (negative: keep them fixed).",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--include-heldout", is_flag=True, help="Train on held-out concepts too.")
 @click.option("--no-resume", is_flag=True, help="Start over even if OUT has a checkpoint.")
@@ -464,6 +490,8 @@ def train_cmd(
     warmup,
     image_loss,
     unlock_text,
+    views,
+    anchor,
     seed,
     include_heldout,
     no_resume,
@@ -471,10 +499,14 @@ def train_cmd(
     as_json,
 ):
     """Train (or fine-tune) a CLIP-style model contrastively on captioned images."""
+    from .models import openclip
     from .train.trainer import TrainConfig, Trainer
 
     cfg = TrainConfig(
-        data=data,
+        data=data[0],
+        more_data=tuple(data[1:]),
+        views=views,
+        anchor=anchor,
         out=out,
         arch=arch,
         name=name,
@@ -492,7 +524,14 @@ def train_cmd(
         splits=("train", "heldout") if include_heldout else ("train",),
         progress=sys.stderr.isatty() and not as_json,
     )
-    r = Trainer(cfg).run()
+    if "image_head" in openclip.extras(arch):  # a locked pretrained backbone: only its head trains
+        from .train.locked import LockedTrainer
+
+        r = LockedTrainer(cfg).run()
+    else:
+        if len(data) > 1:
+            raise click.UsageError("several --data manifests need a locked-backbone architecture")
+        r = Trainer(cfg).run()
     if as_json:
         click.echo(json.dumps(r))
         return
@@ -512,15 +551,26 @@ def train_cmd(
 )
 @db_option
 @click.option("--device", default=None)
+@click.option(
+    "--split", default="test", show_default=True, help="Photo sets: which split is the gallery ('all' for every one)."
+)
 @click.option("--json", "as_json", is_flag=True)
-def eval_cmd(model, data, db, device, as_json):
-    """Text->image and cross-style image->image recall, zero-shot accuracy, baselines and chance."""
+def eval_cmd(model, data, db, device, split, as_json):
+    """Text->image and image->image retrieval, zero-shot accuracy, baselines and chance: on the emoji
+    set (cross-style, trained vs held-out concepts) or on a photo set (a manifest with categories and no
+    art styles, like `pixseek datasets fetch tuxpaint`; captions in every language it has)."""
     from pathlib import Path
 
+    from .models import load_torch
     from .store import DataDir
     from .train.evaluate import evaluate, format_table
+    from .train.photo_eval import evaluate_photos, format_photo_table, is_photo_set
 
     manifest = Path(data) if data else DataDir.resolve(db).root / "datasets" / "emoji" / "manifest.jsonl"
+    if is_photo_set(manifest):
+        r = evaluate_photos(load_torch(model, device), manifest, split)
+        click.echo(json.dumps(r) if as_json else format_photo_table(r))
+        return
     r = evaluate(model, manifest, device=device)
     click.echo(json.dumps(r) if as_json else format_table(r))
 

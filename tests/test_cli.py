@@ -99,7 +99,8 @@ def test_stats_errors_models(runner, indexed, tiny):
     text = invoke(runner, "stats", "--db", db).stdout
     assert "images           12" in text and f"roots            {root} (12)" in text
     r = invoke(runner, "models")
-    assert r.exit_code == 0 and "* pixseek-emoji" in r.stdout and "  tiny-random" in r.stdout
+    assert r.exit_code == 0 and "* pixseek-photo" in r.stdout
+    assert "  pixseek-emoji" in r.stdout and "  tiny-random" in r.stdout
 
 
 def test_rebuild_vectors(runner, indexed):
@@ -141,7 +142,8 @@ def test_rebuild_vectors(runner, indexed):
         ),
         (
             ["index", "{tmp}/pics", "--db", "{db}", "--model", "bogus"],
-            "Error: unknown model 'bogus': give a registry name (pixseek-emoji, tiny-random, vit-b-32-random), "
+            "Error: unknown model 'bogus': give a registry name (pixseek-emoji, pixseek-photo, tiny-random, "
+            "vit-b-32-random), "
             "ARCH:TAG, ARCH:/path/to/checkpoint or a checkpoint with a JSON config beside it",
         ),
     ],

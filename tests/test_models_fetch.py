@@ -132,7 +132,7 @@ def test_models_json_keeps_its_keys_and_adds_the_catalog(cache):
     r = CliRunner().invoke(cli, ["models", "--json"], catch_exceptions=False)
     assert r.exit_code == 0
     got = json.loads(r.stdout)
-    assert got["default"] == "pixseek-emoji" and "tiny-random" in got["models"]
+    assert got["default"] == "pixseek-photo" and "tiny-random" in got["models"]
     specs = [row["spec"] for row in got["catalog"]]
     assert specs[:3] == ["pixseek-emoji", "tiny-random", "vit-b-32-random"]
     assert specs[3:] == [CLIP, "ViT-B-16-SigLIP:webli", "MobileCLIP-S2:datacompdr", XLM]
@@ -260,9 +260,9 @@ def test_fetch_says_already_on_disk_without_the_network(cache):
             "nonsense",
             1,
             "",
-            "Error: unknown model 'nonsense': give a name from `pixseek models` (pixseek-emoji, tiny-random, "
-            "vit-b-32-random, clip-b32, siglip-b16, mobileclip-s2, multilingual-b32) or an open_clip ARCH:TAG "
-            "(pixseek models)\n",
+            "Error: unknown model 'nonsense': give a name from `pixseek models` (pixseek-emoji, pixseek-photo, "
+            "tiny-random, vit-b-32-random, clip-b32, siglip-b16, mobileclip-s2, multilingual-b32) or an open_clip "
+            "ARCH:TAG (pixseek models)\n",
         ),
         (
             "NoSuchArch:x",

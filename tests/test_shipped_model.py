@@ -1,4 +1,4 @@
-"""The bundled model (pixseek-emoji): the default, meaningful on the bundled samples, stable figures."""
+"""The bundled emoji model (pixseek-emoji): meaningful on the bundled samples, stable figures."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pixseek.index.indexer import Indexer
-from pixseek.models import default_model_spec, load_torch, resolve
+from pixseek.models import load_torch, resolve
 from pixseek.search import Engine
 from pixseek.train.evaluate import evaluate
 
@@ -37,9 +37,8 @@ def shipped():
     return load_torch("pixseek-emoji", "cpu")
 
 
-def test_it_is_the_default_and_small():
-    assert default_model_spec() == "pixseek-emoji"
-    src = resolve(None)
+def test_it_is_bundled_and_small():
+    src = resolve("pixseek-emoji")
     assert src.kind == "file" and src.checkpoint.stat().st_size <= 25 * 1024 * 1024
 
 

@@ -104,6 +104,8 @@ def test_wheel_holds_one_import_root_and_the_package_data(wheel):
         "pixseek/models/registry.json",
         "pixseek/models/weights/pixseek-emoji.safetensors",
         "pixseek/models/pixseek-emoji.md",
+        "pixseek/models/weights/pixseek-photo.safetensors",
+        "pixseek/models/pixseek-photo.md",
         "pixseek/store/prompts.txt",
         "pixseek/ui/app.py",
         "pixseek/py.typed",
@@ -144,7 +146,7 @@ def test_demo_path_runs_from_the_wheel(fresh_venv, tmp_path):
     n = len(list(SAMPLES.glob("*.png")))
     summary = json.loads(run("index", str(SAMPLES), "--db", db, "--json"))
     assert (summary["added"], summary["failed"], summary["total"]) == (n, 0, n)
-    assert json.loads(run("stats", "--db", db, "--json"))["model"] == "pixseek-emoji"
+    assert json.loads(run("stats", "--db", db, "--json"))["model"] == "pixseek-photo"
     first = run("search", "--image", str(SAMPLES / "dog-face.png"), "--db", db, "-k", "3").splitlines()[0]
     assert first.split()[:2] == ["1", "1.0000"] and first.endswith("dog-face.png")
     assert "dog-face.png" in run("search", "dog", "--db", db, "-k", "5")

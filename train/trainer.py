@@ -57,6 +57,9 @@ class TrainConfig:
     checkpoint_every: int = 200
     resume: bool = True
     progress: bool = False
+    more_data: tuple = ()  # further manifests (a locked-backbone run trains on all of them)
+    views: int = 3  # locked backbone: cached views per picture (the first unaugmented)
+    anchor: float = 0.0  # locked backbone: pull of the class vectors to their start (< 0: frozen)
 
 
 @dataclass
