@@ -45,11 +45,8 @@ def score(head, ev: dict) -> dict:
     out = {}
     img = embed(head, ev["photo_feats"])
     for lang, (idx, t) in ev["photo_text"].items():
-        sim = t @ img.T
-        own = sim[np.arange(len(idx)), idx]
-        rank = (sim > own[:, None]).sum(1)
-        out[f"{lang} R@1"] = float((rank < 1).mean())
-        out[f"{lang} R@10"] = float((rank < 10).mean())
+        r = photo_eval.recall(img, t, own=list(idx))
+        out[f"{lang} R@1"], out[f"{lang} R@10"] = r[1], r[10]
     out["P@5"] = photo_eval.precision_at(img, ev["cats"])
     out["zs"] = float(((img @ ev["protos"].T).argmax(1) == ev["truth"]).mean())
     eimg = embed(head, ev["emoji_feats"])

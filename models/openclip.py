@@ -274,7 +274,10 @@ def build(src: ModelSource) -> tuple[Any, str]:
     if checkpoint is None:
         digest = state_dict_sha256(model)
     else:
-        load_weights(model, checkpoint, allow_missing_prefix="text.transformer." if hf_text else None)
+        # a package-provided text transformer may be absent from pixseek's checkpoints; a pretrained
+        # tag's checkpoint must hold everything (its text tower was not loaded from anywhere else)
+        missing_ok = "text.transformer." if hf_text and src.kind != "pretrained" else None
+        load_weights(model, checkpoint, allow_missing_prefix=missing_ok)
         digest = _weights_digest(src, checkpoint, hf_text)
     model.eval()
     for p in model.parameters():

@@ -527,10 +527,12 @@ def train_cmd(
     if "image_head" in openclip.extras(arch):  # a locked pretrained backbone: only its head trains
         from .train.locked import LockedTrainer
 
+        if unlock_text or (device and device != "cpu"):
+            raise click.UsageError(f"{arch} trains its head on cached CPU features: no --unlock-text or --device")
         r = LockedTrainer(cfg).run()
     else:
-        if len(data) > 1:
-            raise click.UsageError("several --data manifests need a locked-backbone architecture")
+        if len(data) > 1 or views != 3 or anchor != 0.0:
+            raise click.UsageError("several --data manifests, --views and --anchor need a locked-backbone architecture")
         r = Trainer(cfg).run()
     if as_json:
         click.echo(json.dumps(r))
@@ -564,10 +566,11 @@ def eval_cmd(model, data, db, device, split, as_json):
     from .models import load_torch
     from .store import DataDir
     from .train.evaluate import evaluate, format_table
-    from .train.photo_eval import evaluate_photos, format_photo_table, is_photo_set
+    from .train.photo_eval import evaluate_photos, format_photo_table, is_photo_set, items
 
     manifest = Path(data) if data else DataDir.resolve(db).root / "datasets" / "emoji" / "manifest.jsonl"
     if is_photo_set(manifest):
+        items(manifest, split)  # a bad split is one line before any model loads
         r = evaluate_photos(load_torch(model, device), manifest, split)
         click.echo(json.dumps(r) if as_json else format_photo_table(r))
         return

@@ -134,8 +134,8 @@ def test_models_json_keeps_its_keys_and_adds_the_catalog(cache):
     got = json.loads(r.stdout)
     assert got["default"] == "pixseek-photo" and "tiny-random" in got["models"]
     specs = [row["spec"] for row in got["catalog"]]
-    assert specs[:3] == ["pixseek-emoji", "tiny-random", "vit-b-32-random"]
-    assert specs[3:] == [CLIP, "ViT-B-16-SigLIP:webli", "MobileCLIP-S2:datacompdr", XLM]
+    assert specs[:4] == ["pixseek-photo", "pixseek-emoji", "tiny-random", "vit-b-32-random"]
+    assert specs[4:] == [CLIP, "ViT-B-16-SigLIP:webli", "MobileCLIP-S2:datacompdr", XLM]
     assert set(got["sources"]) == {"openclip", "mobileclip"}
 
 
@@ -260,7 +260,7 @@ def test_fetch_says_already_on_disk_without_the_network(cache):
             "nonsense",
             1,
             "",
-            "Error: unknown model 'nonsense': give a name from `pixseek models` (pixseek-emoji, pixseek-photo, "
+            "Error: unknown model 'nonsense': give a name from `pixseek models` (pixseek-photo, pixseek-emoji, "
             "tiny-random, vit-b-32-random, clip-b32, siglip-b16, mobileclip-s2, multilingual-b32) or an open_clip "
             "ARCH:TAG (pixseek models)\n",
         ),

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -160,6 +161,18 @@ def test_a_package_that_is_not_one(tmp_path):
     bad.write_bytes(b"PK\x03\x04 not an ar archive")
     with pytest.raises(DatasetError, match="not a Debian package"):
         list(debian.files(bad, "usr/"))
+    with pytest.raises(DatasetError, match=f"^{tmp_path} has no tuxpaint-stamps-default_2022.06.04-1_all.deb$"):
+        debian.fetch(photosets.TUXPAINT, tmp_path, tmp_path)  # --from a folder without it: no download
+
+
+def test_package_paths_cannot_climb_out(tmp_path):
+    deb = tmp_path / "p.deb"
+    _deb(deb, {"usr/share/x/ok.txt": b"1", "usr/share/x//tmp/evil.txt": b"2", "usr/share/x/a/../../b.txt": b"3"})
+    assert list(debian.files(deb, "usr/share/x/")) == [("ok.txt", b"1")]
+    truncated = tmp_path / "t.deb"
+    truncated.write_bytes(deb.read_bytes()[:-150])
+    with pytest.raises(DatasetError, match="damaged Debian package"):
+        list(debian.files(truncated, "usr/share/x/"))
 
 
 # --- the photo protocol ---------------------------------------------------------------------------
@@ -168,7 +181,11 @@ def test_a_package_that_is_not_one(tmp_path):
 def test_photo_metrics_count_what_they_say():
     img = np.eye(4, dtype=np.float32)
     txt = np.eye(4, dtype=np.float32)[[0, 1, 3, 2]]  # queries 2 and 3 point at each other's picture
-    assert photo_eval.recall(img, txt, ks=(1, 2)) == {1: 0.5, 2: 1.0}  # the swapped two rank second
+    # the swapped two score 0 on their own picture, as on two others: ties count against the model
+    assert photo_eval.recall(img, txt, ks=(1, 2, 4)) == {1: 0.5, 2: 0.5, 4: 1.0}
+    assert photo_eval.recall(img, txt[[2, 3]], ks=(1,), own=[3, 2]) == {1: 1.0}
+    same = np.ones((4, 2), np.float32) / np.sqrt(2)  # a collapsed model: every picture one vector
+    assert photo_eval.recall(same, same, ks=(1, 3, 4)) == {1: 0.0, 3: 0.0, 4: 1.0}
     vecs = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     assert photo_eval.precision_at(vecs, ["a", "a", "b", "b"], k=1) == 1.0
@@ -187,7 +204,7 @@ def test_eval_cli_on_a_photo_set(tmp_path):
         [sys.executable, "-m", "pixseek", "eval", "-m", "tiny-random", "--data", str(tmp_path / "m.jsonl"), "--json"],
         capture_output=True,
         text=True,
-        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "PIXSEEK_DATA": str(tmp_path / "data")},
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
@@ -201,3 +218,79 @@ def test_eval_cli_on_a_photo_set(tmp_path):
         "zeroshot_acc": 0.5,
     }
     assert r["pixels_i2i_p@5"] == 1.0  # red and orange stay closer to each other than to blue or navy
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pixseek",
+            "eval",
+            "-m",
+            "tiny-random",
+            "--data",
+            str(tmp_path / "m.jsonl"),
+            "--split",
+            "val",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+    )
+    assert (bad.returncode, bad.stdout) == (1, "")
+    assert bad.stderr.startswith(f"Error: {tmp_path / 'm.jsonl'} has 0 pictures in split 'val' (its splits: test; or")
+    (tmp_path / "3.png").write_bytes(b"\x89PNG broken")
+    out = subprocess.run(
+        [sys.executable, "-m", "pixseek", "eval", "-m", "tiny-random", "--data", str(tmp_path / "m.jsonl")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+    )
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert out.stderr.startswith(f"Error: cannot read a picture of {tmp_path / 'm.jsonl'}: ")
+
+
+def test_a_locked_backbone_trains_its_head_only(tmp_path):
+    """A real `pixseek train` over the locked EfficientNet: the backbone and classifier do not move, the
+    head does, the export searches at the config's ConSE share, and a second run reuses the cached features."""
+    import torch
+    from safetensors.torch import load_file
+
+    rows = []
+    for i, (word, color) in enumerate([("red", "red"), ("blue", "blue"), ("green", "green"), ("black", "black")]):
+        Image.new("RGB", (60, 40), color).save(tmp_path / f"{i}.png")
+        rows.append({"image": f"{i}.png", "captions": [f"a {word} square"], "concept": word})
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
+    (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[2:]))
+    cmd = [
+        sys.executable,
+        "-m",
+        "pixseek",
+        "train",
+        "--arch",
+        "pixseek-lite0-minilm",
+        "--data",
+        str(tmp_path / "a.jsonl"),
+    ]
+    cmd += ["--data", str(tmp_path / "b.jsonl"), "--out", str(tmp_path / "run"), "--name", "m", "--epochs", "3"]
+    cmd += ["--views", "2", "--batch-size", "4", "--image-loss", "0", "--json"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr
+    r = json.loads(first.stdout)
+    assert (r["steps"], r["concepts"], r["images"]) == (3, 4, 4)
+    trained = load_file(str(tmp_path / "run" / "m.safetensors"))
+    pretrained = heads.pretrained_image_state(INIT)
+    for key in ("visual.trunk.conv_stem.weight", "visual.head.classifier.weight"):
+        assert torch.equal(trained[key], pretrained[key].half()), key  # locked
+    assert float(trained["visual.head.gate_bias"]) == pytest.approx(np.log(0.6 / 0.4), abs=1e-3)  # searches at 0.6
+    assert trained["visual.head.mlp.2.weight"].abs().max() > 0
+    cached = list((Path(os.environ["XDG_CACHE_HOME"]) / "pixseek" / "image-features").glob("*.npy"))
+    again = subprocess.run(cmd + ["--no-resume"], capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "features: view" not in again.stderr  # the cached features served the second run
+    assert list((Path(os.environ["XDG_CACHE_HOME"]) / "pixseek" / "image-features").glob("*.npy")) == cached
+    wrong = subprocess.run(
+        cmd[:8] + ["--out", str(tmp_path / "x"), "--unlock-text"], capture_output=True, text=True, env=env
+    )
+    assert wrong.returncode == 2 and "no --unlock-text or --device" in wrong.stderr

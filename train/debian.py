@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import lzma
 import os
 import tarfile
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +52,10 @@ def _sha256(path: Path) -> str:
 def fetch(pkg: DebPackage, folder: Path, local: Path | None = None) -> Path:
     """The package file: ``local/<filename>`` when given and present, else downloaded into ``folder``.
     Either way its sha256 must match the pin."""
-    candidate = local / pkg.filename if local is not None else None
-    if candidate is not None and candidate.is_file():
-        path = candidate
+    if local is not None:
+        path = local / pkg.filename
+        if not path.is_file():
+            raise DatasetError(f"{local} has no {pkg.filename}", hint=f"download it from {pkg.url}")
     else:
         path = folder / pkg.filename
         if not path.is_file() or _sha256(path) != pkg.sha256:
@@ -112,12 +115,18 @@ def files(deb: Path, prefix: str) -> Iterator[tuple[str, bytes]]:
                 with tarfile.open(fileobj=io.BytesIO(body)) as tar:
                     for m in tar:
                         rel = m.name.removeprefix("./")
-                        if not m.isfile() or not rel.startswith(prefix) or ".." in Path(rel).parts:
-                            continue
+                        sub = rel[len(prefix) :]
+                        if (
+                            not m.isfile()
+                            or not rel.startswith(prefix)
+                            or sub.startswith("/")
+                            or ".." in sub.split("/")
+                        ):
+                            continue  # not ours, or a path that would climb out of the destination
                         member = tar.extractfile(m)
                         if member is not None:
-                            yield rel[len(prefix) :], member.read()
-            except tarfile.TarError as e:
+                            yield sub, member.read()
+            except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error) as e:
                 raise DatasetError(f"damaged Debian package {deb}: {e}") from None
             return
     raise DatasetError(f"{deb} has no data archive")

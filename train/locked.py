@@ -36,6 +36,8 @@ from .trainer import Trainer, _Run
 
 log = logging.getLogger("pixseek")
 CLASS_TEMPLATE = "a photo of a {}."
+AUGMENT_SCALE = (0.45, 1.0)  # random resized crop of the cached augmented views
+FEATURES_FORMAT = 2  # bump when what a cached feature file holds changes
 
 
 def class_names() -> list[str]:
@@ -54,8 +56,10 @@ class LockedTrainer(Trainer):
         init = openclip.extras(self.cfg.arch).get("image_init")
         if init is None:
             raise TrainError(f"architecture {self.cfg.arch} names no pretrained image weights (image_init)")
-        missing = model.load_state_dict(pretrained_image_state(init), strict=False).missing_keys
-        self.head_keys = [k for k in missing if k.startswith("visual.head.")]
+        if not self.cfg.init:  # --init brings a trained head and backbone of its own
+            loaded = model.load_state_dict(pretrained_image_state(init), strict=False)
+            if loaded.unexpected_keys or any(k.startswith("visual.trunk.") for k in loaded.missing_keys):
+                raise TrainError(f"the pretrained image weights do not fit {self.cfg.arch}")
         self._set_share(model, "w_train")
         for name, p in model.named_parameters():
             trainable = name.startswith("visual.head.") and not name.startswith("visual.head.classifier.")
@@ -85,7 +89,15 @@ class LockedTrainer(Trainer):
         """[views, N, F] pooled backbone features (cached on disk by pictures, views, seed and weights)."""
         import torch
 
-        h = hashlib.sha256(json.dumps([str(p) for p in paths] + [self.cfg.views, self.cfg.seed]).encode())
+        facts: list = [FEATURES_FORMAT, self.cfg.views, self.cfg.seed, self.image_size, AUGMENT_SCALE]
+        facts += [self.mean.flatten().tolist(), self.std.flatten().tolist()]
+        for p in paths:  # the pictures themselves, not only their names
+            try:
+                st = Path(p).stat()
+            except OSError as e:
+                raise TrainError(f"cannot read training image {p}: {e.strerror or e}") from None
+            facts.append([str(Path(p).resolve()), st.st_size, st.st_mtime_ns])
+        h = hashlib.sha256(json.dumps(facts).encode())
         h.update(openclip.state_dict_sha256(model.visual.trunk).encode())
         path = settings.cache_dir() / "image-features" / f"{h.hexdigest()[:16]}.npy"
         if path.is_file():
@@ -97,7 +109,7 @@ class LockedTrainer(Trainer):
         for v in range(self.cfg.views):
             for i in range(0, len(paths), 64):
                 x = images[i : i + 64].float().div(255)
-                x = augment(x, gen, scale=(0.45, 1.0)) if v else x
+                x = augment(x, gen, scale=AUGMENT_SCALE) if v else x
                 out[v, i : i + 64] = run(((x - self.mean) / self.std).numpy())
             log.warning("features: view %d of %d done (%d pictures)", v + 1, self.cfg.views, len(paths))
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -115,6 +127,8 @@ class LockedTrainer(Trainer):
         samples = [s for s in read_manifest(Path(cfg.data)) if s.split in cfg.splits]
         for more in cfg.more_data:
             samples += [s for s in read_manifest(Path(more)) if s.split in cfg.splits]
+        if not samples:
+            raise TrainError(f"no training samples in {cfg.data} for splits {', '.join(cfg.splits)}")
         concepts, image_paths, captions = group(samples)
         if len(concepts) < 2:
             raise TrainError("training needs at least two concepts (contrastive loss)")
@@ -122,8 +136,10 @@ class LockedTrainer(Trainer):
         torch.manual_seed(cfg.seed)
         model = self._build()
         head = model.visual.head
-        with torch.no_grad():
-            head.class_vectors.copy_(self._text_vectors(model, [CLASS_TEMPLATE.format(c) for c in class_names()]))
+        if not cfg.init:  # the class vectors start as the class names' text vectors: ConSE
+            with torch.no_grad():
+                names = [CLASS_TEMPLATE.format(c) for c in class_names()]
+                head.class_vectors.copy_(self._text_vectors(model, names))
         self.anchor_init = head.class_vectors.detach().clone()
         if cfg.anchor < 0:  # negative: class vectors stay as initialised
             head.class_vectors.requires_grad_(False)

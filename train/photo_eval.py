@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from pixseek.errors import DatasetError
+from pixseek.decode import open_image
+from pixseek.errors import DatasetError, PixseekError
 
 from .datasets import Sample, read_manifest
 
@@ -31,16 +32,26 @@ def is_photo_set(manifest: Path) -> bool:
 
 
 def items(manifest: Path, split: str | None) -> list[Sample]:
-    rows = [s for s in read_manifest(manifest) if split in (None, "all", s.split)]
-    if len(rows) < 10 or any("category" not in s.extra for s in rows):
-        raise DatasetError(f"{manifest} is not a photo test set (needs 10+ pictures with a 'category', split {split})")
+    every = read_manifest(manifest)
+    rows = [s for s in every if split in (None, "all", s.split)]
+    if len(rows) < 10:
+        have = ", ".join(sorted({s.split for s in every}))
+        raise DatasetError(
+            f"{manifest} has {len(rows)} pictures in split '{split}' (its splits: {have}; or --split all)"
+        )
     return rows
 
 
-def recall(img: np.ndarray, txt: np.ndarray, ks: tuple[int, ...] = (1, 10)) -> dict[int, float]:
-    """Query i (a row of ``txt``) is right when picture i is in its top k."""
+def recall(
+    img: np.ndarray, txt: np.ndarray, ks: tuple[int, ...] = (1, 10), own: list[int] | None = None
+) -> dict[int, float]:
+    """Query i (a row of ``txt``) is right when its picture (``own[i]``, default i) is in its top k.
+    A tie counts against the model: a picture scoring as high as the right one ranks above it, so a
+    model that gives every picture one vector scores chance, not 1."""
+    rows = np.arange(len(txt))
     sim = txt @ img.T
-    rank = (sim > sim[np.arange(len(txt)), np.arange(len(txt))][:, None]).sum(1)
+    right = sim[rows, own if own is not None else rows][:, None]
+    rank = (sim >= right).sum(1) - 1
     return {k: float((rank < k).mean()) for k in ks}
 
 
@@ -71,13 +82,11 @@ def pixels(images: list[Any]) -> np.ndarray:
 
 
 def evaluate_photos(enc: Any, manifest: Path, split: str | None = "test") -> dict:
-    from PIL import Image
-
     rows = items(Path(manifest), split)
-    images = []
-    for s in rows:
-        with Image.open(s.image) as im:
-            images.append(im.convert("RGB"))
+    try:
+        images = [open_image(str(s.image)).image for s in rows]
+    except PixseekError as e:
+        raise DatasetError(f"cannot read a picture of {manifest}: {e}") from None
     img = np.concatenate([enc.encode_images(images[i : i + 64]) for i in range(0, len(images), 64)])
     cats = [str(s.extra["category"]) for s in rows]
     classes = sorted(set(cats))
@@ -92,15 +101,8 @@ def evaluate_photos(enc: Any, manifest: Path, split: str | None = "test") -> dic
         have = [i for i, s in enumerate(rows) if s.extra.get(f"captions_{lang}")]
         if not have:
             continue
-        t = enc.encode_texts([rows[i].extra[f"captions_{lang}"][0] for i in have])
-        sim = t @ img.T
-        own = sim[np.arange(len(have)), have]
-        rank = (sim > own[:, None]).sum(1)
-        result[lang] = {
-            "queries": len(have),
-            "t2i_r@1": round(float((rank < 1).mean()), 4),
-            "t2i_r@10": round(float((rank < 10).mean()), 4),
-        }
+        r = recall(img, enc.encode_texts([rows[i].extra[f"captions_{lang}"][0] for i in have]), own=have)
+        result[lang] = {"queries": len(have), "t2i_r@1": round(r[1], 4), "t2i_r@10": round(r[10], 4)}
     result["i2i_p@5"] = round(precision_at(img, cats), 4)
     result["pixels_i2i_p@5"] = round(precision_at(pixels(images), cats), 4)
     result["zeroshot_acc"] = round(float(((img @ protos.T).argmax(1) == truth).mean()), 4)

@@ -189,9 +189,13 @@ def _openclipart_rows(png_deb: Path, meta: dict[str, list[str]], dest: Path) -> 
         out = dest / "images" / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         try:
-            _on_white(data).save(out)
+            picture = _on_white(data)
         except (OSError, ValueError, Image.DecompressionBombError):
             continue  # a broken or absurdly large PNG in the collection: skip it
+        try:
+            picture.save(out)
+        except OSError as e:  # a full disk is no broken picture: stop, and leave the dataset incomplete
+            raise DatasetError(f"cannot write {out}: {e.strerror or e}") from None
         yield {"image": f"images/{rel}", "captions": caps, "concept": stem, "license": "public-domain"}
 
 
