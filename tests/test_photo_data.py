@@ -294,3 +294,17 @@ def test_a_locked_backbone_trains_its_head_only(tmp_path):
         cmd[:8] + ["--out", str(tmp_path / "x"), "--unlock-text"], capture_output=True, text=True, env=env
     )
     assert wrong.returncode == 2 and "no --unlock-text or --device" in wrong.stderr
+
+
+def test_training_views_are_cropped_as_search_crops(tmp_path):
+    """A wide picture: squashed it keeps its red ends; cropped as search crops it, only the green middle."""
+    from pixseek.train.batches import load_images
+
+    im = Image.new("RGB", (300, 100), "green")
+    ImageDraw.Draw(im).rectangle((0, 0, 49, 99), fill="red")
+    ImageDraw.Draw(im).rectangle((250, 0, 299, 99), fill="red")
+    im.save(tmp_path / "wide.png")
+    squashed = load_images([tmp_path / "wide.png"], 32)[0]
+    cropped = load_images([tmp_path / "wide.png"], 32, crop=True)[0]
+    assert squashed[:, 16, 0].tolist()[0] > 200 and squashed[:, 16, 31].tolist()[0] > 200  # red at both ends
+    assert cropped[0, :, :].max() < 60 and cropped[1, :, :].min() > 100  # green everywhere

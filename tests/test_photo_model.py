@@ -26,7 +26,7 @@ PHOTO_QUERIES = {
     "espresso": "coffee.jpg",
     "a missile launch": "rocket-launch.jpg",
     "an astronaut": "astronaut.jpg",
-    "a photographer with a camera on a tripod": "photographer.jpg",
+    "a camera on a tripod": "photographer.jpg",
 }
 # query -> an emoji that must be in the top 5 over the bundled Twemoji samples
 EMOJI_QUERIES = {

@@ -45,8 +45,9 @@ def group(samples: list[Sample]) -> tuple[list[Concept], list[Path], list[str]]:
     return concepts, images, captions
 
 
-def load_images(paths: list[Path], size: int) -> Any:
-    """Every training picture as uint8 CHW at the model's input size (the whole set stays in memory)."""
+def load_images(paths: list[Path], size: int, crop: bool = False) -> Any:
+    """Every training picture as uint8 CHW at the model's input size (the whole set stays in memory):
+    squashed to a square, or with ``crop`` as search sees it (short side resized, centre cropped)."""
     import torch
     from PIL import Image
 
@@ -56,6 +57,11 @@ def load_images(paths: list[Path], size: int) -> Any:
             img = open_image(str(p)).image
         except PixseekError as e:
             raise TrainError(f"cannot read training image {p}: {e}") from None
+        if crop and img.size[0] != img.size[1]:
+            w, h = img.size
+            nw, nh = (size, round(size * h / w)) if w <= h else (round(size * w / h), size)
+            left, top = (nw - size) // 2, (nh - size) // 2
+            img = img.resize((nw, nh), Image.Resampling.BICUBIC).crop((left, top, left + size, top + size))
         img = img.resize((size, size), Image.Resampling.BICUBIC) if img.size != (size, size) else img
         out[i] = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
     return out

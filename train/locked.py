@@ -37,7 +37,7 @@ from .trainer import Trainer, _Run
 log = logging.getLogger("pixseek")
 CLASS_TEMPLATE = "a photo of a {}."
 AUGMENT_SCALE = (0.45, 1.0)  # random resized crop of the cached augmented views
-FEATURES_FORMAT = 2  # bump when what a cached feature file holds changes
+FEATURES_FORMAT = 3  # bump when what a cached feature file holds changes (3: views cropped as search crops)
 
 
 def class_names() -> list[str]:
@@ -102,7 +102,8 @@ class LockedTrainer(Trainer):
         path = settings.cache_dir() / "image-features" / f"{h.hexdigest()[:16]}.npy"
         if path.is_file():
             return torch.from_numpy(np.load(path).astype(np.float32))
-        images = load_images(paths, self.image_size)
+        crop = model.visual.preprocess_cfg.get("resize_mode", "shortest") != "squash"
+        images = load_images(paths, self.image_size, crop=crop)  # as search will see them
         gen = torch.Generator().manual_seed(self.cfg.seed)
         run = _trunk_runner(model.visual.trunk, self.image_size)
         out = np.empty((self.cfg.views, len(paths), model.visual.trunk.num_features), np.float16)
