@@ -12,6 +12,7 @@ never sees those keys (:mod:`pixseek.models.openclip` strips them and calls :fun
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from pixseek.errors import CheckpointError
 from .registry import package_path
 
 
+@functools.cache
 def _module() -> Any:
     import torch
     from torch import nn

@@ -166,8 +166,7 @@ class LockedTrainer(Trainer):
     def _step(self, run: _Run, lr: float) -> float:
         import torch
 
-        for g in run.opt.param_groups:
-            g["lr"] = lr
+        self._set_lr(run, lr)
         va, vb, tx = draw_batch(run.concepts, run.batch, run.gen)
         head = run.model.visual.head
         views = torch.randint(run.images.shape[0], (len(va),), generator=run.gen)
@@ -182,13 +181,7 @@ class LockedTrainer(Trainer):
             loss = loss + self.cfg.image_loss * run.loss_fn(f, g, scale)
         if self.cfg.anchor > 0:
             loss = loss + self.cfg.anchor * (head.class_vectors - self.anchor_init).pow(2).sum(-1).mean()
-        run.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(run.params, 1.0)
-        run.opt.step()
-        with torch.no_grad():
-            run.model.logit_scale.clamp_(0, math.log(100))
-        return float(loss.detach())
+        return self._apply(run, loss)
 
 
 def _trunk_runner(trunk: Any, size: int) -> Any:
@@ -200,9 +193,8 @@ def _trunk_runner(trunk: Any, size: int) -> Any:
     except ImportError:
         ort = None
     if ort is not None:
-        folder = tempfile.mkdtemp(prefix="pixseek-trunk-")
-        path = Path(folder) / "trunk.onnx"
-        with torch.no_grad():
+        with tempfile.TemporaryDirectory(prefix="pixseek-trunk-") as folder, torch.no_grad():
+            path = Path(folder) / "trunk.onnx"
             torch.onnx.export(
                 trunk.eval(),
                 (torch.zeros(1, 3, size, size),),
@@ -212,9 +204,7 @@ def _trunk_runner(trunk: Any, size: int) -> Any:
                 dynamic_axes={"x": {0: "b"}, "y": {0: "b"}},
                 dynamo=False,
             )
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        path.unlink()
-        Path(folder).rmdir()
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return lambda x: session.run(None, {"x": x})[0]
     trunk = trunk.eval().to(memory_format=torch.channels_last)
 

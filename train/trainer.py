@@ -213,8 +213,7 @@ class Trainer:
     def _step(self, run: _Run, lr: float) -> float:
         import torch
 
-        for g in run.opt.param_groups:
-            g["lr"] = lr
+        self._set_lr(run, lr)
         va, vb, tx = draw_batch(run.concepts, run.batch, run.gen)
         xa = augment(run.images[va].float().div(255), run.gen)
         xb = augment(run.images[vb].float().div(255), run.gen)
@@ -233,6 +232,18 @@ class Trainer:
         loss = 0.5 * (run.loss_fn(fa, t, scale) + run.loss_fn(fb, t, scale))
         if self.cfg.image_loss:
             loss = loss + self.cfg.image_loss * run.loss_fn(fa, fb, scale)
+        return self._apply(run, loss)
+
+    @staticmethod
+    def _set_lr(run: _Run, lr: float) -> None:
+        for g in run.opt.param_groups:
+            g["lr"] = lr
+
+    @staticmethod
+    def _apply(run: _Run, loss: Any) -> float:
+        """One optimiser step on ``loss`` (clipped gradients, temperature kept in CLIP's range)."""
+        import torch
+
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(run.params, 1.0)
