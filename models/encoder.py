@@ -34,6 +34,7 @@ class Encoder(Protocol):
     image_size: int  # the square input side the image tower takes
     device: str
     runtime: str  # 'torch' | 'onnx'
+    text_gain: float  # how much a text term weighs beside a picture in one query (1 but for pixseek-photo)
 
     @property
     def spec(self) -> str: ...

@@ -177,6 +177,7 @@ def _export_towers(enc: TorchEncoder, folder: Path) -> None:
 
     model = copy.deepcopy(enc.model).float().eval().cpu()  # tracing must not touch the live model
     meta: dict[str, Any] = {"format": FORMAT, "model_id": enc.model_id, "dim": enc.dim, "image_size": enc.image_size}
+    meta["text_gain"] = enc.text_gain
     meta.update(_preprocess_facts(model))
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")

@@ -6,6 +6,11 @@ class probabilities times the text vectors of the class names - plus a learned M
 the 1,000 classes do not name. At initialisation (residual zero) it *is* ConSE over the text tower:
 the zero-training baseline; training only moves it from there.
 
+With ``raw`` in its config, the search vector also carries the backbone's own features (their top PCA
+axes, fitted on the training pictures by :func:`fit_raw`) beside the joint part, and the text tower pads
+its vectors with zeros (:class:`TextPad`): text scores come from the joint part alone, image-to-image
+scores blend both. Training sees the joint part only (:func:`set_search`).
+
 A config names the head and the backbone's pretrained file (``image_head``, ``image_init``); open_clip
 never sees those keys (:mod:`pixseek.models.openclip` strips them and calls :func:`install_head`).
 """
@@ -31,7 +36,14 @@ def _module() -> Any:
         directions weighted by the backbone's confidence (its top class probability)."""
 
         def __init__(
-            self, features: int, classes: int, dim: int, hidden: int, top_k: int = 0, gate: dict | None = None
+            self,
+            features: int,
+            classes: int,
+            dim: int,
+            hidden: int,
+            top_k: int = 0,
+            gate: dict | None = None,
+            raw: dict | None = None,
         ):
             super().__init__()
             self.classifier = nn.Linear(features, classes)  # the backbone's own classifier, locked
@@ -49,6 +61,12 @@ def _module() -> Any:
             else:  # the residual starts at zero: the head starts as plain ConSE
                 nn.init.zeros_(self.mlp[2].weight)
             nn.init.zeros_(self.mlp[2].bias)
+            self.raw_dim = int(raw["dim"]) if raw else 0  # search vectors carry the features' top PCA axes
+            self.search = True  # False while training: the joint part only
+            if raw:  # fitted by fit_raw on the training pictures; stored with the weights
+                self.register_buffer("raw_mean", torch.zeros(features))
+                self.register_buffer("raw_axes", torch.zeros(self.raw_dim, features))
+                self.register_buffer("raw_share", torch.tensor(float(raw["share"])), persistent=False)
 
         def probabilities(self, x: Any) -> Any:
             logits = self.classifier(x) * self.log_sharpness.exp()
@@ -62,7 +80,8 @@ def _module() -> Any:
             top = self.classifier(x).log_softmax(dim=-1).max(dim=-1, keepdim=True).values
             return torch.sigmoid(self.gate_k * (top - self.gate_log_t) + self.gate_bias)
 
-        def forward(self, x: Any) -> Any:
+        def joint(self, x: Any) -> Any:
+            """The part of the vector that meets text."""
             conse = self.probabilities(x) @ self.class_vectors
             if not self.gated:
                 return conse + self.mlp(x)
@@ -70,7 +89,28 @@ def _module() -> Any:
             normalize = nn.functional.normalize
             return g * normalize(conse, dim=-1) + (1 - g) * normalize(self.mlp(x), dim=-1)
 
-    return ConseHead
+        def forward(self, x: Any) -> Any:
+            joint = self.joint(x)
+            if not (self.raw_dim and self.search):
+                return joint
+            normalize = nn.functional.normalize
+            raw = normalize((x - self.raw_mean) @ self.raw_axes.T, dim=-1)
+            share = self.raw_share
+            return torch.cat([(1 - share).sqrt() * normalize(joint, dim=-1), share.sqrt() * raw], dim=-1)
+
+    class TextPad(nn.Module):
+        """Zeros after a text vector, where the image vectors carry their backbone features: text scores
+        come from the joint part alone; image-to-image scores blend both."""
+
+        def __init__(self, extra: int):
+            super().__init__()
+            self.extra = extra
+            self.search = True
+
+        def forward(self, x: Any) -> Any:
+            return nn.functional.pad(x, (0, self.extra)) if self.search else x
+
+    return ConseHead, TextPad
 
 
 def install_head(model: Any, spec: dict) -> None:
@@ -80,10 +120,55 @@ def install_head(model: Any, spec: dict) -> None:
     trunk = model.visual.trunk
     dim = model.text_projection.shape[1] if getattr(model, "text_projection", None) is not None else None
     dim = dim or int(spec["dim"])
-    head = _module()
+    head, pad = _module()
+    raw = spec.get("raw")
     model.visual.head = head(
-        trunk.num_features, int(spec["classes"]), dim, int(spec["hidden"]), int(spec.get("top_k", 0)), spec.get("gate")
+        trunk.num_features,
+        int(spec["classes"]),
+        dim,
+        int(spec["hidden"]),
+        int(spec.get("top_k", 0)),
+        spec.get("gate"),
+        raw,
     )
+    if raw:
+        if type(getattr(model.text, "proj", None)).__name__ != "Identity":
+            raise CheckpointError("an image head with raw features needs a text tower without a projection")
+        model.text.proj = pad(int(raw["dim"]))
+
+
+def set_search(model: Any, on: bool) -> None:
+    """Search vectors (joint + raw features, text padded) when ``on``; the joint part alone (training)."""
+    parts: list[Any] = [getattr(model.visual, "head", None), getattr(getattr(model, "text", None), "proj", None)]
+    for part in parts:
+        if hasattr(part, "search"):
+            part.search = on
+
+
+def text_gain(model: Any) -> float:
+    """1 / sqrt(1 - raw share) for a head whose image vectors carry raw features, else 1: a text vector
+    meets only the joint part, so a text term weighs that much more when it joins a picture in one query
+    (then it counts as it would against the joint part alone)."""
+    head: Any = getattr(model.visual, "head", None)
+    if not getattr(head, "raw_dim", 0):
+        return 1.0
+    return float((1 - head.raw_share.float()).rsqrt())
+
+
+def fit_raw(head: Any, feats: Any) -> None:
+    """Centre and PCA axes of the pooled features ``feats`` [N, F] (the training pictures) for the raw
+    part of the search vectors: float64, each axis signed so its largest entry is positive, so that
+    reruns give the same tensors."""
+    import torch
+
+    x = feats.double()
+    mean = x.mean(0)
+    values, vectors = torch.linalg.eigh(torch.cov((x - mean).T))
+    axes = vectors.T.flip(0)[: head.raw_dim]  # largest variance first
+    signs = axes.gather(1, axes.abs().argmax(1, keepdim=True)).sign()
+    with torch.no_grad():
+        head.raw_mean.copy_(mean.float())
+        head.raw_axes.copy_((axes * signs).float())
 
 
 def pretrained_image_state(init: dict) -> dict:

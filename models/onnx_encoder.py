@@ -93,6 +93,7 @@ class OnnxEncoder:
         self.folder, self.meta, self.spec = folder, meta, spec or meta["model_id"]
         self.model_id: str = meta["model_id"]
         self.dim = int(meta["dim"])
+        self.text_gain = float(meta.get("text_gain", 1.0))
         self.image_size = int(meta["image_size"])
         self.has_text = (folder / "text.onnx").is_file() and meta.get("tokenizer", {}).get("kind") == "hf"
         self._ort, self._for_indexing = ort, for_indexing

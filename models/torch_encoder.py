@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import openclip
+from .heads import text_gain
 from .registry import ModelSource, resolve
 
 
@@ -29,6 +30,7 @@ class TorchEncoder:
         self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
         with torch.inference_mode():
             self.dim = int(model.encode_text(self.tokenizer(["a"]).to(device)).shape[-1])
+        self.text_gain = text_gain(model)
 
     @property
     def spec(self) -> str:

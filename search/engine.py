@@ -190,7 +190,7 @@ class Engine:
         if texts:
             tv = self.encoder.encode_texts([t.value for t in texts])
             vecs += list(tv)
-            weights += [t.weight for t in texts]
+            weights += [t.weight * self.encoder.text_gain for t in texts]
         for t in terms:
             if t.kind == "image":
                 vecs.append(self.encode_image(t.value))

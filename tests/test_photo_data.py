@@ -286,6 +286,12 @@ def test_a_locked_backbone_trains_its_head_only(tmp_path):
     assert float(trained["visual.head.gate_bias"]) == pytest.approx(np.log(0.6 / 0.4), abs=1e-3)  # searches at 0.6
     assert trained["visual.head.mlp.2.weight"].abs().max() > 0
     cached = list((Path(os.environ["XDG_CACHE_HOME"]) / "pixseek" / "image-features").glob("*.npy"))
+    feats = torch.from_numpy(np.load(cached[0])[0].astype(np.float32))  # view 0: the pictures as they are
+    assert torch.allclose(trained["visual.head.raw_mean"].float(), feats.mean(0), atol=2e-3)
+    axes = trained["visual.head.raw_axes"].float()
+    centred = feats - feats.mean(0)
+    assert axes.shape == (384, 1280)
+    assert torch.allclose((centred @ axes[:3].T).pow(2).sum(0), torch.linalg.svdvals(centred)[:3].pow(2), rtol=1e-2)
     again = subprocess.run(cmd + ["--no-resume"], capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0, again.stderr
     assert "features: view" not in again.stderr  # the cached features served the second run

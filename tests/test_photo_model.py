@@ -96,5 +96,40 @@ def test_onnx_export_equals_torch(photo):
         images = [a.convert("RGB"), b.convert("RGB")]
         assert np.allclose(fast.encode_images(images), photo.encode_images(images), atol=2e-4)
     texts = ["a cup of coffee", "Ein Hund", "x" * 300]
-    assert fast.has_text
+    assert fast.has_text and fast.text_gain == pytest.approx(photo.text_gain)
     assert np.allclose(fast.encode_texts(texts), photo.encode_texts(texts), atol=2e-4)
+
+
+def test_search_vectors_carry_the_backbone_features_for_image_queries(photo):
+    """Text vectors are the joint part padded with zeros, so text scores are the joint cosine times
+    sqrt(0.3); image vectors also carry the features' top PCA axes at share 0.7 (chosen on validation)."""
+    import torch
+
+    texts = photo.encode_texts(["a cat", "espresso"])
+    with Image.open(PHOTOS / "cat.jpg") as a, Image.open(PHOTOS / "coffee.jpg") as b:
+        images = photo.encode_images([a.convert("RGB"), b.convert("RGB")])
+    assert texts.shape == images.shape == (2, 768)
+    assert np.abs(texts[:, 384:]).max() == 0
+    assert np.allclose(np.linalg.norm(images[:, :384], axis=1), np.sqrt(0.3), atol=1e-3)
+    assert np.allclose(np.linalg.norm(images[:, 384:], axis=1), np.sqrt(0.7), atol=1e-3)
+    head = photo.model.visual.head
+    axes = head.raw_axes.float()
+    assert torch.allclose(axes @ axes.T, torch.eye(384), atol=5e-3)  # orthonormal PCA axes
+    scores = texts @ images.T
+    assert scores[0].argmax() == 0 and scores[1].argmax() == 1
+
+
+def test_a_text_term_weighs_beside_a_picture_as_against_the_joint_part(photo_index, photo):
+    """Text meets only the joint part (norm sqrt(0.3) of an image vector), so in a text + picture query
+    the text term is scaled by 1/sqrt(0.3): "a cup of coffee" + the cat photo, equal weights."""
+    from pixseek.search.query import Term
+
+    assert photo.text_gain == pytest.approx(1 / np.sqrt(0.3), rel=1e-3)
+    with Engine.open(photo_index, encoder=photo) as eng, Image.open(PHOTOS / "cat.jpg") as im:
+        cat = im.convert("RGB")
+        q = eng.encode_terms([Term("text", "a cup of coffee", 1.0), Term("image", cat, 1.0)])
+        t, i = photo.encode_texts(["a cup of coffee"])[0], photo.encode_images([cat])[0]
+        want = t / np.sqrt(0.3) + i
+        assert np.allclose(q, want / np.linalg.norm(want), atol=1e-3)
+        top = [r.name for r in eng.search_vector(q, 2)]
+    assert top == ["cat.jpg", "coffee.jpg"]

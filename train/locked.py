@@ -28,7 +28,7 @@ from pixseek import settings
 from pixseek.errors import TrainError
 from pixseek.fileio import atomic_path
 from pixseek.models import openclip
-from pixseek.models.heads import pretrained_image_state
+from pixseek.models.heads import fit_raw, pretrained_image_state, set_search
 
 from .batches import augment, draw_batch, group, load_images
 from .datasets import read_manifest
@@ -61,6 +61,7 @@ class LockedTrainer(Trainer):
             if loaded.unexpected_keys or any(k.startswith("visual.trunk.") for k in loaded.missing_keys):
                 raise TrainError(f"the pretrained image weights do not fit {self.cfg.arch}")
         self._set_share(model, "w_train")
+        set_search(model, False)  # trains the joint part; the raw part is fitted, not learned
         for name, p in model.named_parameters():
             trainable = name.startswith("visual.head.") and not name.startswith("visual.head.classifier.")
             p.requires_grad_(trainable or name == "logit_scale")
@@ -76,6 +77,7 @@ class LockedTrainer(Trainer):
 
     def export(self, model: Any) -> Path:
         self._set_share(model, "w")
+        set_search(model, True)
         return super().export(model)
 
     def _text_vectors(self, model: Any, texts: list[str]) -> Any:
@@ -145,6 +147,8 @@ class LockedTrainer(Trainer):
         if cfg.anchor < 0:  # negative: class vectors stay as initialised
             head.class_vectors.requires_grad_(False)
         feats = self._features(model, image_paths)
+        if getattr(head, "raw_dim", 0) and not cfg.init:  # the pictures as they are (view 0)
+            fit_raw(head, feats[0])
         run = _Run(
             concepts,
             len(image_paths),
