@@ -2,7 +2,10 @@
 
 from pixseek.store.filters import Filter
 
-from .engine import Engine, Result
+from .calibrate import ScoreScale, calibrate
+from .engine import Engine
+from .groups import Group, group_copies
 from .query import Term, build_terms
+from .results import Result
 
-__all__ = ["Engine", "Filter", "Result", "Term", "build_terms"]
+__all__ = ["Engine", "Filter", "Group", "Result", "ScoreScale", "Term", "build_terms", "calibrate", "group_copies"]

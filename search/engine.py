@@ -12,7 +12,6 @@ import math
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -20,42 +19,22 @@ import numpy as np
 from pixseek.decode import DEFAULT_MAX_PIXELS, open_image
 from pixseek.errors import ImageError, ModelMismatchError, NotFoundError, QueryError, QueryImageError, VectorIndexError
 from pixseek.models import Encoder, for_queries, load_torch
+from pixseek.models.export import cached_text_vectors
 from pixseek.store import DataDir, Filter, ImageRow, Store, VectorIndex
+from pixseek.store.ann import prompts, saved_prompt_vectors
 
+from .calibrate import ScoreScale, calibrate
+from .groups import Group, fetch_groups
 from .query import Term, build_terms, check_terms, combine
+from .results import Result
+
+__all__ = ["Engine", "Result"]
 
 # A filtered selection up to this size is scored exactly from the vectors in SQLite; a larger one is
 # searched through FAISS with an ID selector (falling back to exact if the index returns too few).
 EXACT_SELECTION = 20_000
 # While an indexer runs, a search process rebuilds a flat index from SQLite at most this often.
 REBUILD_INTERVAL = 30.0
-
-
-@dataclass(frozen=True)
-class Result:
-    rank: int
-    id: int
-    path: str
-    score: float
-    width: int | None
-    height: int | None
-    format: str | None
-    size: int
-    mtime: float
-    taken_at: float | None = None  # EXIF capture time, when the file had one
-
-    @property
-    def name(self) -> str:
-        return os.path.basename(self.path)
-
-    @property
-    def folder(self) -> str:
-        return os.path.dirname(self.path)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["score"] = round(float(self.score), 6)
-        return d
 
 
 class Engine:
@@ -76,6 +55,7 @@ class Engine:
         self._encoder = encoder
         self.max_pixels = max_pixels
         self._rebuilt_at = time.monotonic()
+        self._scale: tuple[int, ScoreScale] | None = None  # (vectors' generation, its score scale)
 
     @classmethod
     def open(
@@ -164,6 +144,20 @@ class Engine:
         self.vectors = VectorIndex.build_usable(self.store)
         self._rebuilt_at = time.monotonic()
         return True
+
+    # --- what a score means -----------------------------------------------------------------------
+    def score_scale(self) -> ScoreScale:
+        """Strong / good / weak thresholds for this index (:mod:`pixseek.search.calibrate`), computed
+        once per generation of the vectors searched. The held-out prompts are encoded (once per model,
+        cached) only when the indexer saved no vectors of them that fit the index."""
+        generation = self.vectors.generation
+        if self._scale is None or self._scale[0] != generation:
+            text = saved_prompt_vectors(self.store)
+            if text is None:
+                enc = self.encoder
+                text = cached_text_vectors(enc.model_id, prompts(), enc.encode_texts)
+            self._scale = (generation, calibrate(self.store, text))
+        return self._scale[1]
 
     # --- encoding ---------------------------------------------------------------------------------
     def encode_text(self, text: str) -> np.ndarray:
@@ -254,6 +248,26 @@ class Engine:
             pairs = [(i, s) for i, s in pairs if s >= min_score]
         return self.results(pairs[offset : offset + k], offset + 1)
 
+    def search_groups(
+        self,
+        q: np.ndarray,
+        n_groups: int,
+        *,
+        filter: Filter | None = None,
+        min_score: float | None = None,
+        exclude: Iterable[int] = (),
+    ) -> tuple[list[Group], bool]:
+        """The first ``n_groups`` pictures for query vector ``q``, copies (files with the same content)
+        folded into one :class:`Group` each, and whether more pictures follow. Raw results are fetched
+        in growing numbers until one group more than wanted turns up or none are left."""
+        exclude = [int(i) for i in exclude]
+        total = self.store.count()
+
+        def search(k: int) -> list[Result]:
+            return self.search_vector(q, k, exclude=exclude, min_score=min_score, filter=filter)
+
+        return fetch_groups(search, n_groups, total)
+
     def query(self, terms: Sequence[Term], k: int = 20, **kw: Any) -> list[Result]:
         return self.search_vector(self.encode_terms(terms), k, **kw)
 
@@ -317,6 +331,8 @@ class Engine:
                         r.size,
                         r.mtime_ns / 1e9,
                         r.taken_at,
+                        r.hash or "",
+                        r.root or "",
                     )
                 )
         return out

@@ -250,16 +250,23 @@ def save_tuning_queries(data_dir: DataDir, encode: Callable[[list[str]], np.ndar
         np.save(tmp, np.asarray(encode(prompts()), dtype=np.float32))
 
 
+def saved_prompt_vectors(store: Store) -> np.ndarray | None:
+    """The index model's vectors of :func:`prompts` as the indexer saved them, or None when they are
+    missing, unreadable or of another vector size than the index's."""
+    try:
+        text = np.load(store.data_dir.tuning_queries)
+    except (OSError, ValueError):
+        return None
+    if text.ndim != 2 or not len(text) or text.shape[1] != store.dim:
+        return None
+    return np.ascontiguousarray(text, dtype=np.float32)
+
+
 def tuning_queries(store: Store, n_images: int = 200, seed: int = 0) -> list[np.ndarray]:
     """Held-out query sets for tuning: the model's vectors for the text prompts (saved by the indexer),
     and image vectors sampled from the index (the "more like this" case)."""
-    sets = []
-    try:
-        text = np.load(store.data_dir.tuning_queries)
-        if text.ndim == 2 and text.shape[1] == store.dim:
-            sets.append(np.ascontiguousarray(text, dtype=np.float32))
-    except (OSError, ValueError):
-        pass
+    text = saved_prompt_vectors(store)
+    sets = [] if text is None else [text]
     sets.append(np.ascontiguousarray(store.sample_vectors(n_images, seed=seed + 1), dtype=np.float32))
     return sets
 
