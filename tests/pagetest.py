@@ -1,14 +1,15 @@
-"""Helpers for the page's AppTest tests: open the page, read its result cards and folder captions."""
+"""Helpers for the page's AppTest tests: open the page, read its result cards and their folders."""
 
 from __future__ import annotations
 
+import html
 import re
 from importlib import resources
 
 from streamlit.testing.v1 import AppTest
 
 APP = str(resources.files("pixseek.ui") / "app.py")
-CARD = re.compile(r"^\*\*(?P<score>-?[\d.]+)\*\* · (?P<name>.+)$")
+FOLDER = re.compile(r'<div class="px-folder">(.*?)</div>')
 
 
 def open_page(db, monkeypatch, query: str | None = None) -> AppTest:
@@ -20,13 +21,21 @@ def open_page(db, monkeypatch, query: str | None = None) -> AppTest:
 
 
 def result_cards(at: AppTest) -> list[tuple[float, str]]:
-    out = []
-    for m in at.main.markdown:
-        hit = CARD.match(m.value)
-        if hit:
-            out.append((float(hit["score"]), hit["name"]))
-    return out
+    """(score, name) of each card shown, in page order: the names from the cards' buttons ("Open NAME"),
+    the scores (shown on hover in the page) from what the grid recorded for them."""
+    names = [b.label.removeprefix("Open ") for b in at.main.button if b.key and b.key.startswith("open-")]
+    if not names:
+        return []
+    scores = at.session_state["shown_scores"] if "shown_scores" in at.session_state else []  # noqa: SIM401
+    assert len(scores) == len(names), (scores, names)
+    return list(zip(scores, names, strict=True))
 
 
 def result_folders(at: AppTest) -> list[str]:
-    return [c.value for c in at.main.caption if c.value.startswith("/")]
+    """The folder line of each card (relative to the indexed root, led by the root's name)."""
+    out = []
+    for m in at.main.markdown:
+        hit = FOLDER.search(m.value)
+        if hit:
+            out.append(html.unescape(hit[1]).split(" · +")[0])
+    return out

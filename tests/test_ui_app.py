@@ -101,35 +101,34 @@ def test_upload_finds_itself_and_bad_upload_is_one_line(ui_index, monkeypatch):
     assert n == len(list(Path(db).rglob("*")))  # uploads never land in the data dir
 
 
-def test_more_like_this_and_clear(ui_index, monkeypatch):
-    db, _ = ui_index
+def test_open_more_like_this_keeps_the_text_and_clear_goes_back(ui_index, monkeypatch):
+    """Open shows the detail (a dialog) by id; More like this there searches with the picture, keeps
+    the typed text in the box and says where it came from; Clear goes back to that text."""
+    db, root = ui_index
     at = open_page(db, monkeypatch, query="a yellow star")
-    first = result_cards(at)[0][1]
-    key = next(b.key for b in at.button if b.key.startswith("like-"))
+    cards = result_cards(at)
+    first = cards[0][1]
+    key = next(b.key for b in at.main.button if b.key and b.key.startswith("open-"))
     at.button(key=key).click().run()
+    _ok(at)
+    facts = next(m.value for m in at.markdown if "KiB" in m.value)  # in the dialog
+    assert "×" in facts and "match: **" in facts
+    where = next(c.value for c in at.code if c.value.startswith("/"))
+    assert Path(where).is_relative_to(root) and Path(where).name == first
+    assert at.get("download_button")
+    at.button(key="detail-like").click().run()
     _ok(at)
     banner = next(m.value for m in at.main.markdown if m.value.startswith("More like **"))
-    assert banner.startswith(f"More like **{first}**")
-    cards = result_cards(at)
-    assert first not in [n for _, n in cards] and len(cards) == 23  # itself excluded
-    assert at.text_input(key="q").value == ""
-    assert at.query_params["like"] == key.split("-")[1]
+    assert banner == f"More like **{first.replace('.', chr(92) + '.')}** · from 'a yellow star'"
+    liked = result_cards(at)
+    assert first not in [n for _, n in liked] and len(liked) == 23  # itself excluded
+    assert at.text_input(key="q").value == "a yellow star"
+    assert at.query_params["like"] == key.split("-")[1] and at.query_params["q"] == "a yellow star"
+    assert at.button(key="back-0").label == "← back to 'a yellow star'"
     at.button(key="clear-like").click().run()
-    assert at.info[0].value == "Type a description, or drop a picture to find similar ones."
-
-
-def test_open_shows_detail_by_id(ui_index, monkeypatch):
-    db, root = ui_index
-    at = open_page(db, monkeypatch, query="green")
-    key = next(b.key for b in at.button if b.key.startswith("open-"))
-    at.button(key=key).click().run()
     _ok(at)
-    detail = next(m.value for m in at.main.markdown if m.value.startswith("`/"))
-    path = detail.split("`")[1]
-    assert Path(path).is_relative_to(root) and "KiB" in detail
-    assert at.get("download_button")
-    at.button(key="close-detail").click().run()
-    assert not [m for m in at.main.markdown if m.value.startswith("`/")]
+    assert result_cards(at) == cards and "like" not in at.query_params
+    assert at.button(key="back-0").label == f"← back to more like {first}"
 
 
 def test_filters_narrow_before_ranking(ui_index, monkeypatch):
@@ -139,7 +138,7 @@ def test_filters_narrow_before_ranking(ui_index, monkeypatch):
     assert folders[:2] == ["All folders", str(root)] and str(root / "set1") in folders
     at.sidebar.selectbox(key="f_folder").set_value(str(root / "set1")).run()
     _ok(at)
-    assert len(result_cards(at)) == 8 and set(result_folders(at)) == {str(root / "set1")}
+    assert len(result_cards(at)) == 8 and set(result_folders(at)) == {"photos/set1"}  # relative to the indexed root
     at.sidebar.multiselect(key="f_types").set_value(["PNG"]).run()  # set1 holds only PNGs
     assert len(result_cards(at)) == 8
     at.sidebar.multiselect(key="f_types").set_value(["WEBP"]).run()
@@ -152,7 +151,7 @@ def test_filters_narrow_before_ranking(ui_index, monkeypatch):
     at.sidebar.multiselect(key="f_types").set_value([])
     at.sidebar.date_input(key="f_dates").set_value((dt.date(2018, 5, 1), dt.date(2018, 5, 31))).run()
     _ok(at)
-    assert len(result_cards(at)) == 3 and set(result_folders(at)) == {str(root / "set2")}
+    assert len(result_cards(at)) == 3 and set(result_folders(at)) == {"photos/set2"}
     at.sidebar.date_input(key="f_dates").set_value((dt.date(1990, 1, 1), dt.date(1990, 1, 2))).run()
     _ok(at)
     assert at.warning[0].value.startswith("No images match the filters (dated 1990-01-01 to 1990-01-02)")
@@ -197,3 +196,34 @@ def test_host_names_the_page_answers_to():
         assert not allowed(host, "127.0.0.1"), host
     assert allowed("10.0.0.5:8501", "10.0.0.5") and not allowed("10.0.0.6", "10.0.0.5")
     assert allowed("anything.example", "0.0.0.0") and allowed("anything.example", "::")
+
+
+def test_an_unreadable_upload_beside_text_warns_and_the_text_still_runs(ui_index, monkeypatch):
+    db, _ = ui_index
+    at = open_page(db, monkeypatch, query="a red square")
+    cards = result_cards(at)
+    at.file_uploader[0].upload("holiday.png", b"this is not a picture", "image/png").run()
+    _ok(at)
+    assert at.warning[0].value.startswith("cannot use holiday.png: not a supported image")
+    assert at.warning[0].value.endswith(": searching the text alone.")
+    assert result_cards(at) == cards and not at.error
+
+
+def test_the_url_drives_the_page_as_back_and_forward_do(ui_index, monkeypatch):
+    """Back / Forward rerun the page with an older URL: the page follows it (text box, grid size) and the
+    breadcrumb offers the query it left."""
+    db, _ = ui_index
+    at = open_page(db, monkeypatch, query="a red square")
+    first = result_cards(at)
+    at.query_params["q"] = "a blue circle"
+    at.query_params["cols"] = "8"
+    at.run()
+    _ok(at)
+    assert at.text_input(key="q").value == "a blue circle"
+    assert at.segmented_control(key="cols").value == 8
+    assert result_cards(at) != first
+    assert at.button(key="back-0").label == "← back to 'a red square'"
+    at.button(key="back-0").click().run()
+    _ok(at)
+    assert at.text_input(key="q").value == "a red square" and result_cards(at) == first
+    assert at.query_params["q"] == "a red square"

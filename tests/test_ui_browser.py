@@ -110,86 +110,275 @@ def _wait_results(page, n: int = 8) -> None:
     page.wait_for_function(LOADED, arg=n, timeout=60_000)
 
 
-def test_search_upload_more_like_this_and_filter_in_a_browser(served, browser):
-    url, extra = served
-    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+# --- page geometry and state, read in the browser ---------------------------------------------------
+CARDS = '[data-testid="stMain"] [class*="st-key-card-"]'
+FULLY_VISIBLE = """() => [...document.querySelectorAll('[data-testid="stMain"] [class*="st-key-card-"]')].filter(c => {
+  const r = c.getBoundingClientRect();
+  return r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth && r.width > 0; }).length"""
+CARD_NAMES = """() => [...document.querySelectorAll('[data-testid="stMain"] [class*="st-key-open-"] button')]
+  .map(b => b.innerText.replace(/^Open /, ''))"""
+# elements marked stale or replaced outside the grid and the dialog: a full-page rerun marks every element
+# stale (data-stale) while it runs; a fragment's rerun touches only the fragment
+WATCH = """() => { window.__outside = 0; window.__seen = [];
+  const mark = (m) => { for (const x of m) { const el = x.target.nodeType === 1 ? x.target : x.target.parentElement;
+    if (x.type !== 'attributes' || x.attributeName !== 'data-stale' || el.getAttribute('data-stale') !== 'true')
+      continue;  // only elements a rerun marks stale count (not focus rings, hover styles, late layout)
+    if (el && !el.closest('.st-key-results, [class*="st-key-card-"], [role="dialog"], [data-testid="stDialog"]')) {
+      window.__outside++;
+      if (window.__seen.length < 12) window.__seen.push(`${x.type} ${x.attributeName || ''} ${el.tagName}`
+        + ` ${el.getAttribute('data-testid') || ''} ${String(el.className).slice(0, 50)}`); } } };
+  new MutationObserver(mark).observe(document.querySelector('[data-testid="stSidebar"]'),
+    {subtree: true, attributes: true, childList: true});
+  new MutationObserver(mark).observe(document.querySelector('.st-key-query-row'),
+    {subtree: true, attributes: true, childList: true}); }"""
+
+
+def _query(page, text: str) -> None:
+    box = page.get_by_label("Describe what you are looking for")
+    box.fill(text)
+    box.press("Enter")
+
+
+def _first_is(page, names, timeout=60_000) -> None:
+    page.wait_for_function(
+        '(names) => { const b = document.querySelector(\'[data-testid="stMain"] [class*="st-key-open-"] button\');'
+        ' const i = document.querySelector(\'[data-testid="stMain"] [class*="st-key-card-"] img\');'
+        " return b && names.includes(b.innerText.replace(/^Open /, '')) && i && i.complete && i.naturalWidth > 0; }",
+        arg=list(names),
+        timeout=timeout,
+    )
+
+
+def _settled(page) -> None:
+    """Streamlit has finished the run (no element is marked stale and the status widget is idle)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && "
+        "!document.querySelector('[data-stale=\"true\"]')",
+        timeout=60_000,
+    )
+    page.wait_for_timeout(300)
+
+
+def _browse(browser, url, viewport, run):
+    page = browser.new_page(viewport=viewport)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
     try:
-        _drive(page, url, extra)
+        run(page, url)
     except BaseException:
         page.screenshot(path=str(ARTIFACTS / "ui-failure.png"), full_page=True)
         raise
     finally:
         page.close()
-
-
-def _drive(page, url: str, extra: Path) -> None:
-    main = page.locator('[data-testid="stMain"]')  # (the sidebar's drop-downs have "Open"/"Clear" buttons too)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url, wait_until="domcontentloaded")
-    page.get_by_text("Type a description, or drop a picture").wait_for(timeout=60_000)
-
-    # 1. text to image
-    box = page.get_by_label("Describe what you are looking for")
-    box.fill("a dog")
-    box.press("Enter")
-    _wait_results(page)
-    # Streamlit replaces the page's elements as the rerun streams in: wait for the final first card.
-    page.wait_for_function(
-        '(names) => { const i = document.querySelector(\'[data-testid="stMain"] img[alt$=".png"]\');'
-        " return i && names.includes(i.alt) && i.naturalWidth > 0; }",
-        arg=["dog.png", "dog-face.png", "copy-dog-face.png"],
-        timeout=30_000,
-    )
-    page.screenshot(path=str(ARTIFACTS / "ui-text-search.png"))
-    thumb_width = page.evaluate(
-        '() => document.querySelector(\'[data-testid="stMain"] img[alt$=".png"]\').naturalWidth'
-    )
-    assert 0 < thumb_width <= 320  # a thumbnail, not the original file
-
-    # 2. image to image: an uploaded picture finds itself (or its identical copy) first
-    box.fill("")
-    box.press("Enter")
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(SAMPLES / "red-apple.png"))
-    page.wait_for_function(
-        '() => { const i = document.querySelector(\'[data-testid="stMain"] img[alt$=".png"]\');'
-        " return i && i.alt.endsWith('red-apple.png') && i.naturalWidth > 0; }",
-        timeout=60_000,
-    )
-    page.screenshot(path=str(ARTIFACTS / "ui-upload.png"))
-
-    # 3. more like this, from the first result
-    main.get_by_role("button", name="More like this", exact=True).first.click()
-    page.get_by_text("More like").first.wait_for(timeout=60_000)
-    _wait_results(page)
-    page.screenshot(path=str(ARTIFACTS / "ui-more-like-this.png"))
-
-    # 4. folder filter in the sidebar: only the pictures of that folder remain
-    main.get_by_role("button", name="Clear", exact=True).click()
-    box.fill("an animal")
-    box.press("Enter")
-    _wait_results(page)
-    sidebar = page.locator('[data-testid="stSidebar"]')
-    sidebar.locator('[data-testid="stSelectbox"]').first.click()
-    page.get_by_role("option", name=str(extra), exact=True).click()
-    copies = sorted(p.name for p in extra.iterdir())
-    page.wait_for_function(
-        '(n) => { const imgs = [...document.querySelectorAll(\'[data-testid="stMain"] img[alt$=".png"]\')];'
-        " return imgs.length === n && imgs.every(i => i.alt.startsWith('copy-') && i.naturalWidth > 0); }",
-        arg=len(copies),
-        timeout=60_000,
-    )
-    names = page.evaluate(
-        '() => [...document.querySelectorAll(\'[data-testid="stMain"] img[alt$=".png"]\')].map(i => i.alt)'
-    )
-    assert sorted(names) == copies
-    page.screenshot(path=str(ARTIFACTS / "ui-folder-filter.png"))
-
-    # 5. open one result in full
-    main.get_by_role("button", name="Open", exact=True).first.click()
-    page.locator('[data-testid="stMain"] img[alt="full view"]').wait_for(timeout=60_000)
-    page.get_by_role("button", name="Download original").wait_for()
     assert not errors, errors
+
+
+def test_dense_grid_at_desktop_and_phone_widths(served, browser):
+    """At 1440×900 at least 12 cards are fully visible without scrolling, at 390×844 at least 4; the
+    thumbnails are square; copies are one card with "+N copies"."""
+    url, extra = served
+
+    def desktop(page, url):
+        page.goto(url + "/?q=a%20dog", wait_until="domcontentloaded")
+        _first_is(page, ["dog-face.png", "dog.png", "copy-dog-face.png"])
+        _settled(page)
+        page.screenshot(path=str(ARTIFACTS / "ui-grid-1440.png"))
+        assert page.evaluate(FULLY_VISIBLE) >= 12
+        sizes = page.evaluate(
+            "() => [...document.querySelectorAll('[class*=\"st-key-card-\"] img')].slice(0, 6)"
+            ".map(i => [Math.round(i.getBoundingClientRect().width), Math.round(i.getBoundingClientRect().height)])"
+        )
+        assert all(w == h and w >= 100 for w, h in sizes), sizes
+        names = page.evaluate(CARD_NAMES)
+        assert len(names) == len(set(names))
+        dog = page.locator('[class*="st-key-card-"]').filter(has_text="dog-face.png").first
+        assert "+1 copy" in dog.inner_text()  # samples/twemoji/dog-face.png and extra/copy-dog-face.png
+        assert "copy-dog-face.png" not in names
+
+    def phone(page, url):
+        page.goto(url + "/?q=a%20dog", wait_until="domcontentloaded")
+        _first_is(page, ["dog-face.png", "dog.png", "copy-dog-face.png"])
+        _settled(page)
+        page.screenshot(path=str(ARTIFACTS / "ui-grid-390.png"))
+        assert page.evaluate(FULLY_VISIBLE) >= 4
+
+    _browse(browser, url, {"width": 1440, "height": 900}, desktop)
+    _browse(browser, url, {"width": 390, "height": 844}, phone)
+
+
+def test_detail_dialog_opens_in_view_walks_and_closes_with_esc(served, browser):
+    def run(page, url):
+        page.goto(url + "/?q=an%20animal", wait_until="domcontentloaded")
+        page.locator(CARDS).first.wait_for(timeout=60_000)
+        _settled(page)
+        page.evaluate(WATCH)
+        page.mouse.move(900, 600)  # over the results, not the sidebar
+        page.mouse.wheel(0, 1500)  # scrolled down: the dialog must still be in view
+        page.wait_for_timeout(500)
+        card = page.locator('[class*="st-key-open-"] button').nth(14)
+        name = card.inner_text().removeprefix("Open ")
+        card.click()
+        dialog = page.get_by_role("dialog")
+        dialog.wait_for(timeout=30_000)
+        pic = dialog.locator("img").first
+        pic.wait_for()
+        page.wait_for_function(
+            "(n) => { const i = document.querySelector('[role=\"dialog\"] img');"
+            " return i && i.complete && i.naturalWidth > 0 && i.alt === n; }",
+            arg=name,
+        )
+        box = pic.bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= 900, box  # in view
+        natural = page.evaluate("() => document.querySelector('[role=\"dialog\"] img').naturalWidth")
+        assert box["width"] <= natural + 1  # never upscaled (a 72 px emoji stays 72 px)
+        dialog.get_by_role("button", name="Download").wait_for(timeout=10_000)
+        assert dialog.get_by_text("identical files").count() + dialog.get_by_text("Where").count() >= 1
+        page.screenshot(path=str(ARTIFACTS / "ui-detail.png"))
+        dialog.get_by_role("button", name="Next →").click()
+        page.wait_for_function(
+            "(n) => { const i = document.querySelector('[role=\"dialog\"] img');"
+            " return i && i.alt !== n && i.naturalWidth > 0; }",
+            arg=name,
+        )
+        page.keyboard.press("Escape")
+        dialog.wait_for(state="detached", timeout=10_000)
+        page.wait_for_timeout(500)
+        outside = page.evaluate("() => [window.__outside, window.__seen]")
+        assert outside[0] == 0, outside  # Open, Next and Close redrew nothing outside
+        _query(page, "a bird")  # the control: a new query reruns the whole page, and the watch sees it
+        _settled(page)
+        assert page.evaluate("() => window.__outside") > 0
+
+    _browse(browser, served[0], {"width": 1440, "height": 900}, run)
+
+
+def test_back_restores_the_query_and_more_like_this_keeps_the_text(served, browser):
+    def run(page, url):
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_text("Type a description, or drop a picture").wait_for(timeout=60_000)
+        _query(page, "a dog")
+        _first_is(page, ["dog.png", "dog-face.png", "copy-dog-face.png"])
+        _settled(page)
+        _query(page, "a slice of pizza")
+        _first_is(page, ["slice-of-pizza.png"])
+        _settled(page)
+        assert "q=a+slice+of+pizza" in page.url
+        page.get_by_role("button", name="← back to 'a dog'").wait_for()
+        page.go_back()
+        page.wait_for_function("() => document.querySelector('.st-key-q input').value === 'a dog'", timeout=30_000)
+        _first_is(page, ["dog.png", "dog-face.png", "copy-dog-face.png"])
+        _settled(page)
+        page.go_forward()
+        page.wait_for_function(
+            "() => document.querySelector('.st-key-q input').value === 'a slice of pizza'", timeout=30_000
+        )
+        _first_is(page, ["slice-of-pizza.png"])
+        _settled(page)
+        # More like this (from the dialog) keeps the text it came from
+        page.locator('[class*="st-key-open-"] button').first.click()
+        page.get_by_role("dialog").get_by_role("button", name="More like slice-of-pizza.png").click()
+        page.locator(".st-key-like-banner").get_by_text("from 'a slice of pizza'").wait_for(timeout=30_000)
+        assert page.locator(".st-key-q input").input_value() == "a slice of pizza"
+        assert "like=" in page.url
+        _settled(page)
+        page.go_back()
+        page.wait_for_function("() => !document.querySelector('.st-key-like-banner')", timeout=30_000)
+        assert page.locator(".st-key-q input").input_value() == "a slice of pizza"
+
+    _browse(browser, served[0], {"width": 1440, "height": 900}, run)
+
+
+def test_keyboard_path(served, browser):
+    """Focus in the query box on load, Enter searches, arrows move through results, Enter opens, Esc
+    closes, "/" comes back to the box; one Tab stop per card, and each button names its picture."""
+
+    def run(page, url):
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_text("Type a description, or drop a picture").wait_for(timeout=60_000)
+        page.wait_for_function(
+            "() => document.activeElement === document.querySelector('.st-key-q input')", timeout=15_000
+        )
+        page.keyboard.type("a slice of pizza")
+        page.keyboard.press("Enter")
+        _first_is(page, ["slice-of-pizza.png"])
+        _settled(page)
+        first = page.locator('[class*="st-key-open-"] button').first
+        assert first.inner_text() == "Open slice-of-pizza.png"
+        first.focus()
+        page.keyboard.press("ArrowRight")
+        second = page.evaluate("() => document.activeElement.innerText")
+        assert second == "Open " + page.evaluate(CARD_NAMES)[1]
+        page.keyboard.press("ArrowDown")
+        per_row = page.evaluate(
+            "() => { const b = [...document.querySelectorAll('[class*=\"st-key-open-\"] button')];"
+            " const t = b[0].getBoundingClientRect().top;"
+            " return b.filter(x => x.getBoundingClientRect().top === t).length; }"
+        )
+        assert (
+            page.evaluate("() => document.activeElement.innerText") == "Open " + page.evaluate(CARD_NAMES)[1 + per_row]
+        )
+        page.keyboard.press("Tab")  # the next card: one Tab stop each
+        assert (
+            page.evaluate("() => document.activeElement.innerText") == "Open " + page.evaluate(CARD_NAMES)[2 + per_row]
+        )
+        page.keyboard.press("Enter")
+        page.get_by_role("dialog").wait_for(timeout=30_000)
+        page.keyboard.press("Escape")
+        page.get_by_role("dialog").wait_for(state="detached", timeout=10_000)
+        page.keyboard.press("/")
+        assert page.evaluate("() => document.activeElement === document.querySelector('.st-key-q input')")
+
+    _browse(browser, served[0], {"width": 1440, "height": 900}, run)
+
+
+def test_upload_preview_and_an_unreadable_upload_beside_text(served, browser, tmp_path):
+    bad = tmp_path / "holiday.jpg"
+    bad.write_bytes(b"this is not a picture")
+
+    def run(page, url):
+        page.goto(url + "/?q=a%20dog", wait_until="domcontentloaded")
+        _first_is(page, ["dog-face.png", "dog.png", "copy-dog-face.png"])
+        page.get_by_role("button", name="Search by picture", exact=True).click()
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(SAMPLES / "red-apple.png"))
+        page.locator('.st-key-upload-row img[alt^="the picture searched with"]').wait_for(timeout=60_000)
+        _settled(page)
+        page.screenshot(path=str(ARTIFACTS / "ui-upload.png"))
+        page.goto(url + "/?q=a%20dog", wait_until="domcontentloaded")  # a fresh page: the bad picture beside text
+        _first_is(page, ["dog.png", "dog-face.png", "copy-dog-face.png"])
+        page.get_by_role("button", name="Search by picture", exact=True).click()
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(bad))
+        page.get_by_text("searching the text alone").wait_for(timeout=60_000)
+        _first_is(page, ["dog.png", "dog-face.png", "copy-dog-face.png"])
+
+    _browse(browser, served[0], {"width": 1440, "height": 900}, run)
+
+
+def test_folder_filter_and_load_more_in_a_browser(served, browser):
+    url, extra = served
+
+    def run(page, url):
+        page.goto(url + "/?q=an%20animal", wait_until="domcontentloaded")
+        page.locator(CARDS).first.wait_for(timeout=60_000)
+        _settled(page)
+        page.evaluate(WATCH)
+        before = page.locator(CARDS).count()
+        page.get_by_role("button", name="Load more").click()
+        page.wait_for_function("(n) => document.querySelectorAll('[class*=\"st-key-card-\"]').length > n", arg=before)
+        _settled(page)
+        outside = page.evaluate("() => [window.__outside, window.__seen]")
+        assert outside[0] == 0, outside  # Load more redrew only the grid
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        sidebar.locator('[data-testid="stSelectbox"]').first.click()
+        page.get_by_role("option", name=str(extra), exact=True).click()
+        page.wait_for_function(
+            "(n) => { const b = [...document.querySelectorAll('[class*=\"st-key-open-\"] button')];"
+            " return b.length === n && b.every(x => x.innerText.startsWith('Open copy-')); }",
+            arg=len(list(extra.iterdir())),
+            timeout=60_000,
+        )
+        page.screenshot(path=str(ARTIFACTS / "ui-folder-filter.png"))
+
+    _browse(browser, url, {"width": 1440, "height": 900}, run)
 
 
 def test_readme_screenshot(served, browser):

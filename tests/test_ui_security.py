@@ -32,8 +32,8 @@ ATTEMPTS = {"count": 0}
 
 def _shown_inside(at: AppTest, root: Path) -> None:
     assert not at.exception, [e.value for e in at.exception]
-    for folder in result_folders(at):  # each picture shown is captioned with its folder
-        assert Path(folder).is_relative_to(root), folder
+    for folder in result_folders(at):  # each picture shown is captioned with its folder, led by the root's name
+        assert (root.parent / folder).resolve().is_relative_to(root), folder
 
 
 @pytest.mark.parametrize("value", TRAVERSALS)

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from pixseek.errors import IndexNotFoundError, NotFoundError
-from pixseek.search import Engine, Filter, Result, Term
+from pixseek.search import Engine, Filter, Group, Result, ScoreScale, Term
 from pixseek.search.stats import collect
 from pixseek.search.uploads import DEFAULT_MAX_UPLOAD_BYTES, read_upload
 from pixseek.store import DataDir, ImageRow
 from pixseek.store.thumbs import Thumbs
+
+THUMBS_IN_MEMORY = 2000  # ~20 MB of WebP thumbnails
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Service:
         self.encodes = 0  # query vectors computed (paging re-uses the last one)
         self.reloads = 0  # times the vectors were reloaded after the indexer ran
         self._choices: tuple[int, list[str], list[str]] | None = None
+        self._thumbs: OrderedDict[str, bytes] = OrderedDict()  # content hash -> WebP, most recent last
 
     # --- the index ------------------------------------------------------------------------------
     def sync(self) -> Engine:
@@ -134,6 +138,35 @@ class Service:
             res = self.sync().search_vector(q, k, filter=filter, min_score=min_score, exclude=exclude)
         return res, time.perf_counter() - t0
 
+    def search_groups(
+        self,
+        q: np.ndarray,
+        n_groups: int,
+        *,
+        filter: Filter | None = None,
+        min_score: float | None = None,
+        exclude: tuple[int, ...] = (),
+    ) -> tuple[list[Group], bool, float]:
+        """(groups of identical files, whether more exist, seconds) for a query vector."""
+        t0 = time.perf_counter()
+        with self.lock:
+            groups, more = self.sync().search_groups(q, n_groups, filter=filter, min_score=min_score, exclude=exclude)
+        return groups, more, time.perf_counter() - t0
+
+    def score_scale(self) -> ScoreScale:
+        """What strong / good / weak mean for this index and model (cached by the engine)."""
+        with self.lock:
+            return self.sync().score_scale()
+
+    def check_upload(self, spec: QuerySpec) -> None:
+        """Raise QueryImageError when the uploaded picture cannot be used."""
+        if spec.upload is None:
+            return
+        eng = self.sync()
+        read_upload(
+            spec.upload, spec.upload_name or "the upload", max_bytes=self.max_upload_bytes, max_pixels=eng.max_pixels
+        )
+
     def selection_size(self, filter: Filter) -> int:
         with self.lock:
             return self.sync().count(filter)
@@ -144,7 +177,19 @@ class Service:
             return self.sync().get(int(image_id))
 
     def thumbnail(self, image_id: int) -> bytes:
-        return self.thumbs.get(self.row(image_id))
+        """The thumbnail, from memory when it was served lately, else from the disk cache."""
+        row = self.row(image_id)
+        with self.lock:
+            data = self._thumbs.get(row.hash)
+            if data is not None:
+                self._thumbs.move_to_end(row.hash)
+                return data
+        data = self.thumbs.get(row)
+        with self.lock:
+            self._thumbs[row.hash] = data
+            while len(self._thumbs) > THUMBS_IN_MEMORY:
+                self._thumbs.popitem(last=False)
+        return data
 
     def view(self, image_id: int) -> bytes:
         return self.thumbs.view(self.row(image_id))

@@ -1,0 +1,98 @@
+"""The detail view: a dialog over the results, in view wherever the page was scrolled.
+
+The picture is shown at its real size at most (never upscaled; the page's CSS also caps it at the
+screen's height), with its facts beside it: name, folder, size, date, every copy's path. Previous /
+Next walk through the results shown (← and → on the keyboard), More like this starts a query from it,
+Download gives the original file, Esc or the X closes it. The dialog is a fragment of its own: moving
+through it redraws only the dialog.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import streamlit as st
+
+from pixseek.errors import ImageError, PixseekError
+from pixseek.search import Group
+
+from . import state
+from .service import Service
+
+MAX_WIDTH = 760  # the dialog's picture column, in CSS pixels
+
+
+def show(svc: Service, image_id: int, groups: dict[int, Group], kind: str) -> None:
+    st.session_state.detail = image_id
+    _dialog(svc, groups, kind)
+
+
+@st.dialog("Picture", width="large")
+def _dialog(svc: Service, groups: dict[int, Group], kind: str) -> None:
+    ss = st.session_state
+    if ss.pop("leave_dialog", False):  # More like this: a new query for the whole page
+        st.rerun()
+    order = [i for i in ss.get("shown", []) if i in groups] or list(groups)
+    image_id = ss.detail if ss.detail in groups else order[0]
+    g = groups[image_id]
+    try:
+        row = svc.row(image_id)
+    except PixseekError as e:
+        st.warning(e.message)
+        return
+    name = os.path.basename(row.path)
+    pic, facts = st.columns([3, 2], gap="medium")
+    with pic.container(key="detail-picture"):
+        try:
+            width = min(int(row.width or MAX_WIDTH), MAX_WIDTH)
+            st.image(svc.view(image_id), width=width, alt=name)
+        except ImageError as e:
+            st.warning(f"{name}: {e.message}")
+    with facts:
+        st.subheader(name, anchor=False)
+        when = dt.datetime.fromtimestamp(row.date).strftime("%Y-%m-%d %H:%M")
+        label = svc.score_scale().label(g.best.score, kind)
+        st.markdown(
+            f"{row.width}×{row.height} {row.format} · {row.size / 1024:,.0f} KiB  \n"
+            f"{'taken' if row.taken_at else 'modified'} {when}  \n"
+            f"match: **{label}** (score {g.best.score:.3f})"
+        )
+        paths = [row.path] + [c.path for c in g.copies]
+        st.caption("Where" if len(paths) == 1 else f"Where ({len(paths)} identical files)")
+        st.code("\n".join(paths), language=None, wrap_lines=True)
+        pos = order.index(image_id)
+        nav = st.container(horizontal=True, gap="small", key="detail-nav")
+        nav.button(
+            "← Previous", key="detail-prev", disabled=pos == 0, on_click=_go, args=(order, pos - 1), shortcut="Left"
+        )
+        nav.button(
+            "Next →",
+            key="detail-next",
+            disabled=pos == len(order) - 1,
+            on_click=_go,
+            args=(order, pos + 1),
+            shortcut="Right",
+        )
+        acts = st.container(horizontal=True, gap="small", key="detail-actions")
+        acts.button(f"More like {name}", key="detail-like", type="primary", on_click=_more_like, args=(image_id,))
+        try:
+            acts.download_button(
+                "Download",
+                svc.original(image_id),
+                file_name=name,
+                key="download",
+                on_click="ignore",
+                icon=":material/download:",
+            )
+        except ImageError as e:
+            acts.caption(e.message)
+
+
+def _more_like(image_id: int) -> None:
+    state.more_like(image_id)
+    st.session_state.leave_dialog = True
+
+
+def _go(order: list[int], pos: int) -> None:
+    st.session_state.detail = order[pos]

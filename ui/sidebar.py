@@ -1,0 +1,92 @@
+"""The sidebar: the index's facts and errors, the filters, and how results are shown."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import streamlit as st
+
+from pixseek.search import Filter
+
+from . import state
+from .service import Service
+
+PAGE_SIZES = (12, 24, 48, 96)
+ALL_FOLDERS = "All folders"
+
+
+def sidebar(svc: Service) -> tuple[Filter, int, float | None]:
+    sb = st.sidebar
+    _facts(svc)
+    sb.header("Filters")
+    folders, formats = svc.choices()
+    folder = sb.selectbox(
+        "Folder",
+        [ALL_FOLDERS] + folders,
+        key="f_folder",
+        on_change=state.reset_pages,
+        help="Only images in this folder or below it",
+    )
+    types = sb.multiselect("File type", formats, key="f_types", on_change=state.reset_pages)
+    dates = sb.date_input(
+        "Date (taken, else file time)",
+        value=(),
+        key="f_dates",
+        on_change=state.reset_pages,
+        min_value=dt.date(1826, 1, 1),
+        max_value=dt.date(2100, 12, 31),
+    )
+    min_side = sb.number_input(
+        "Minimum size (shorter side, px)",
+        min_value=0,
+        max_value=100_000,
+        value=0,
+        step=100,
+        key="f_min_side",
+        on_change=state.reset_pages,
+    )
+    date_from = dates[0] if len(dates) > 0 else None
+    date_to = dates[1] if len(dates) > 1 else date_from
+    filt = Filter(
+        folder=None if folder in (None, ALL_FOLDERS) else folder,
+        formats=tuple(types),
+        date_from=date_from,
+        date_to=date_to,
+        min_side=int(min_side or 0),
+    )
+    sb.header("Results")
+    page_size = sb.selectbox("Per page", PAGE_SIZES, index=1, key="page_size", on_change=state.reset_pages)
+    min_score = sb.slider(
+        "Minimum score",
+        0.0,
+        1.0,
+        0.0,
+        0.01,
+        key="min_score",
+        on_change=state.reset_pages,
+        help="Hide results less similar than this (cosine similarity; hover a strong/good/weak label to see "
+        "a result's score); 0 shows all",
+    )
+    return filt, int(page_size), (min_score or None)
+
+
+def _facts(svc: Service) -> None:
+    sb = st.sidebar
+    facts = svc.facts()
+    sb.header("Index")
+    sb.markdown(
+        f"**{facts['images']:,}** images · model `{facts['model']}`  \n"
+        f"index `{facts['index_type']}` · last indexed {facts['last_indexed'] or 'never'}"
+    )
+    n_err = facts["errors"]
+    with sb.expander(f"{n_err:,} files could not be indexed" if n_err else "No indexing errors", expanded=False):
+        if n_err:
+            st.dataframe(
+                [{"file": e["path"], "stage": e["stage"], "reason": e["message"]} for e in svc.errors()],
+                hide_index=True,
+                width="stretch",
+            )
+        else:
+            st.caption("Every file found was indexed.")
+    with sb.expander("What strong / good / weak mean", expanded=False):
+        st.caption(svc.score_scale().describe())
