@@ -40,8 +40,9 @@ CARDS = '[data-testid="stMain"] [class*="st-key-card-"] img'
 ALL_DECODED = """([n, text]) => { const cap = document.querySelector('.st-key-results-head');
   const imgs = [...document.querySelectorAll('[data-testid="stMain"] [class*="st-key-card-"] img')];
   if (!cap || !cap.innerText.includes(text) || imgs.length < n) return false;
+  if (document.querySelector('[data-stale="true"]')) return false;  // the run has not replaced every card yet
   if (!imgs.every(i => i.complete && i.naturalWidth > 0)) return false;
-  return performance.now() - window.__t0; }"""
+  return Math.max(0.001, performance.now() - (window.__t0 ?? 0)); }"""
 
 
 def _port() -> int:
@@ -87,7 +88,7 @@ def _measure(page, queries: list[str], per_page: int) -> dict[str, list[float]]:
         page.locator('[class*="st-key-open-"] button').nth(7).click()
         h = page.wait_for_function(
             "() => { const i = document.querySelector('[role=\"dialog\"] img');"
-            " return i && i.complete && i.naturalWidth > 0 && performance.now() - window.__t0; }",
+            " return i && i.complete && i.naturalWidth > 0 && Math.max(0.001, performance.now() - window.__t0); }",
             timeout=60_000,
             polling="raf",
         )
@@ -95,7 +96,8 @@ def _measure(page, queries: list[str], per_page: int) -> dict[str, list[float]]:
         page.evaluate("() => { window.__t0 = performance.now(); }")
         page.keyboard.press("Escape")
         h = page.wait_for_function(
-            "() => !document.querySelector('[role=\"dialog\"]') && performance.now() - window.__t0", polling="raf"
+            "() => !document.querySelector('[role=\"dialog\"]') && Math.max(0.001, performance.now() - window.__t0)",
+            polling="raf",
         )
         times["close"].append(h.json_value())
         if len(times["load more"]) < max(3, len(queries) // 3):

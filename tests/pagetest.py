@@ -23,12 +23,17 @@ def open_page(db, monkeypatch, query: str | None = None) -> AppTest:
 def result_cards(at: AppTest) -> list[tuple[float, str]]:
     """(score, name) of each card shown, in page order: the names from the cards' buttons ("Open NAME"),
     the scores (shown on hover in the page) from what the grid recorded for them."""
-    names = [b.label.removeprefix("Open ") for b in at.main.button if b.key and b.key.startswith("open-")]
+    names = [unmd(b.label.removeprefix("Open ")) for b in at.main.button if b.key and b.key.startswith("open-")]
     if not names:
         return []
     scores = at.session_state["shown_scores"] if "shown_scores" in at.session_state else []  # noqa: SIM401
     assert len(scores) == len(names), (scores, names)
     return list(zip(scores, names, strict=True))
+
+
+def unmd(label: str) -> str:
+    """A Markdown label as the page shows it (pixseek escapes names: pixseek.ui.text.md)."""
+    return re.sub(r"\\(.)", r"\1", label)
 
 
 def result_folders(at: AppTest) -> list[str]:

@@ -58,7 +58,20 @@ def test_search_text_image_and_json(runner, indexed):
     r = invoke(runner, "search", "--image", probe, "--db", db, "-k", "2", "--json")
     res = json.loads(r.stdout)
     assert r.exit_code == 0 and res[0]["path"] == str(probe) and res[0]["score"] == pytest.approx(1, abs=1e-4)
-    assert set(res[0]) == {"rank", "id", "path", "score", "width", "height", "format", "size", "mtime", "taken_at"}
+    assert set(res[0]) == {
+        "rank",
+        "id",
+        "path",
+        "root",
+        "hash",
+        "score",
+        "width",
+        "height",
+        "format",
+        "size",
+        "mtime",
+        "taken_at",
+    }
     r = invoke(
         runner,
         "search",

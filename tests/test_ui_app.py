@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 from imagegen import make_corpus
-from pagetest import APP, open_page, result_cards, result_folders
+from pagetest import APP, open_page, result_cards, result_folders, unmd
 from streamlit.testing.v1 import AppTest
 
 from pixseek.index.indexer import Indexer
@@ -128,7 +128,7 @@ def test_open_more_like_this_keeps_the_text_and_clear_goes_back(ui_index, monkey
     at.button(key="clear-like").click().run()
     _ok(at)
     assert result_cards(at) == cards and "like" not in at.query_params
-    assert at.button(key="back-0").label == f"← back to more like {first}"
+    assert unmd(at.button(key="back-0").label) == f"← back to more like {first}"
 
 
 def test_filters_narrow_before_ranking(ui_index, monkeypatch):
@@ -227,3 +227,46 @@ def test_the_url_drives_the_page_as_back_and_forward_do(ui_index, monkeypatch):
     _ok(at)
     assert at.text_input(key="q").value == "a red square" and result_cards(at) == first
     assert at.query_params["q"] == "a red square"
+
+
+def test_a_link_in_another_spelling_does_not_hold_the_page(ui_index, monkeypatch):
+    """?q=...&cols=6&utm_source=x is not how the page writes its URL: the page rewrites it once and then
+    follows what the user types, not the link."""
+    db, _ = ui_index
+    monkeypatch.setenv("PIXSEEK_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["q"], at.query_params["cols"], at.query_params["utm_source"] = "a red square", "6", "x"
+    at.run()
+    _ok(at)
+    at.text_input(key="q").input("a blue circle").run()
+    _ok(at)
+    assert at.text_input(key="q").value == "a blue circle" and at.query_params["q"] == "a blue circle"
+    at.run()
+    assert at.text_input(key="q").value == "a blue circle"
+
+
+def test_names_are_text_and_more_like_this_skips_the_pictures_copies(ui_index, monkeypatch, tiny):
+    """A file named like Markdown or HTML shows as its name (no link, no tag); identical copies are one
+    card, and "more like" a picture does not offer its own copies."""
+    import shutil
+
+    db, root = ui_index
+    odd = root / "set1" / "[Verify](https:evil.com) $x$ <b>.png"
+    shutil.copy(root / "set1" / "img0004.png", odd)
+    Indexer(db, encoder=tiny, batch_size=8).run([root])
+    at = open_page(db, monkeypatch, query="a shape")
+    at.sidebar.selectbox(key="page_size").set_value(48).run()
+    _ok(at)
+    cards = [m.value for m in at.main.markdown if 'class="px-line"' in m.value]
+    assert len(cards) == 24  # 25 files, two of them identical: one card
+    odd_card = next(c for c in cards if "Verify" in c)
+    assert "](" not in odd_card and "<b>.png" not in odd_card and "$x$" not in odd_card
+    assert "&#91;Verify&#93;&#40;https&#58;evil&#46;com&#41; &#36;x&#36; &#60;b&#62;&#46;png" in odd_card
+    assert "+1 copy" in odd_card
+    names = [n for _, n in result_cards(at)]
+    assert sum(n in ("img0004.png", odd.name) for n in names) == 1
+    key = next(b.key for b in at.main.button if b.key and b.key.startswith("open-") and "Verify" in b.label)
+    at.button(key=key).click().run()
+    at.button(key="detail-like").click().run()
+    _ok(at)
+    assert not {"img0004.png", odd.name} & {n for _, n in result_cards(at)}

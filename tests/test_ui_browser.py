@@ -386,7 +386,10 @@ def test_readme_screenshot(served, browser):
     url, _ = served
     page = browser.new_page(viewport={"width": 1280, "height": 860})
     page.goto(url + "/?q=a%20dog", wait_until="domcontentloaded")
-    _wait_results(page, 8)
+    _first_is(page, ["dog.png", "dog-face.png", "copy-dog-face.png"])
+    _settled(page)
+    page.wait_for_function("() => getComputedStyle(document.querySelector('.px-thumb')).objectFit === 'cover'")
+    page.wait_for_timeout(500)
     page.screenshot(path=str(ARTIFACTS / "ui-readme.png"))
     page.close()
 

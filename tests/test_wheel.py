@@ -156,7 +156,7 @@ def test_demo_path_runs_from_the_wheel(fresh_venv, tmp_path):
         "at = AppTest.from_file(str(resources.files('pixseek.ui') / 'app.py'), default_timeout=120)\n"
         "at.query_params['q'] = 'dog'; at.run()\n"
         "assert not at.exception, [e.value for e in at.exception]\n"
-        "print(sum(1 for m in at.main.markdown if m.value.startswith('**')))"
+        "print(sum(1 for b in at.main.button if (b.key or '').startswith('open-')))"  # one per result card
     )
     env["PIXSEEK_DB"] = db
     assert int(run("-c", page, exe=py).strip().splitlines()[-1]) > 0

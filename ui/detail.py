@@ -16,9 +16,11 @@ import streamlit as st
 
 from pixseek.errors import ImageError, PixseekError
 from pixseek.search import Group
+from pixseek.store.thumbs import VIEW_SIDE
 
 from . import state
 from .service import Service
+from .text import md as _md
 
 MAX_WIDTH = 760  # the dialog's picture column, in CSS pixels
 
@@ -30,6 +32,13 @@ def show(svc: Service, image_id: int, groups: dict[int, Group], kind: str) -> No
 
 @st.dialog("Picture", width="large")
 def _dialog(svc: Service, groups: dict[int, Group], kind: str) -> None:
+    try:
+        _body(svc, groups, kind)
+    except PixseekError as e:  # a fragment: the page's own handler does not run
+        st.error(e.message)
+
+
+def _body(svc: Service, groups: dict[int, Group], kind: str) -> None:
     ss = st.session_state
     if ss.pop("leave_dialog", False):  # More like this: a new query for the whole page
         st.rerun()
@@ -45,12 +54,14 @@ def _dialog(svc: Service, groups: dict[int, Group], kind: str) -> None:
     pic, facts = st.columns([3, 2], gap="medium")
     with pic.container(key="detail-picture"):
         try:
-            width = min(int(row.width or MAX_WIDTH), MAX_WIDTH)
+            w, h = int(row.width or MAX_WIDTH), int(row.height or MAX_WIDTH)
+            shown = w * min(1.0, VIEW_SIDE / max(w, h))  # the view is at most VIEW_SIDE on its longer side
+            width = max(1, min(int(shown), MAX_WIDTH))
             st.image(svc.view(image_id), width=width, alt=name)
         except ImageError as e:
             st.warning(f"{name}: {e.message}")
     with facts:
-        st.subheader(name, anchor=False)
+        st.subheader(_md(name), anchor=False)
         when = dt.datetime.fromtimestamp(row.date).strftime("%Y-%m-%d %H:%M")
         label = svc.score_scale().label(g.best.score, kind)
         st.markdown(
@@ -75,7 +86,7 @@ def _dialog(svc: Service, groups: dict[int, Group], kind: str) -> None:
             shortcut="Right",
         )
         acts = st.container(horizontal=True, gap="small", key="detail-actions")
-        acts.button(f"More like {name}", key="detail-like", type="primary", on_click=_more_like, args=(image_id,))
+        acts.button(f"More like {_md(name)}", key="detail-like", type="primary", on_click=_more_like, args=(image_id,))
         try:
             acts.download_button(
                 "Download",

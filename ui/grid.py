@@ -8,8 +8,8 @@ hover over the picture, and "+N copies" when identical files were grouped into i
 
 from __future__ import annotations
 
+import base64
 import os
-from html import escape
 from typing import Any
 
 import streamlit as st
@@ -19,6 +19,8 @@ from pixseek.search import Filter, Group
 
 from . import detail, state
 from .service import Service
+from .text import html_text as _html
+from .text import md as _md
 
 
 def relative_folder(path: str, root: str) -> str:
@@ -34,10 +36,18 @@ def relative_folder(path: str, root: str) -> str:
 
 @st.fragment
 def results(svc: Service, kind: str, label: str, filt: Filter, page_size: int, min_score: float | None) -> None:
-    """The grid and Load more. Open and Load more rerun only this fragment."""
+    """The grid and Load more. Open and Load more rerun only this fragment (so it shows its own errors:
+    the page's handler does not run then)."""
+    try:
+        _results(svc, kind, label, filt, page_size, min_score)
+    except PixseekError as e:
+        st.error(e.message + (f" ({e.hint})" if getattr(e, "hint", None) else ""))
+
+
+def _results(svc: Service, kind: str, label: str, filt: Filter, page_size: int, min_score: float | None) -> None:
     ss = st.session_state
     want = ss.pages * page_size
-    exclude = (ss.like,) if ss.like is not None else ()
+    exclude = svc.same_content(ss.like) if ss.like is not None else ()  # the picture and its copies
     groups, more, seconds = svc.search_groups(ss.qvec, want, filter=filt, min_score=min_score, exclude=exclude)
     if not groups:
         ss.shown, ss.shown_scores = [], []
@@ -48,11 +58,20 @@ def results(svc: Service, kind: str, label: str, filt: Filter, page_size: int, m
     copies = f" ({n_files} files)" if n_files > len(groups) else ""
     head = st.container(horizontal=True, vertical_alignment="center", key="results-head")
     what = f" for {label}" if label else ""
-    head.caption(f"{len(groups)} results{what}{copies} · {filt.describe()} · {seconds * 1000:.0f} ms", width="stretch")
-    cols = head.segmented_control(
-        "Columns", state.COLUMNS, key="cols", required=True, label_visibility="collapsed", help="Pictures per row"
+    head.caption(
+        f"{len(groups)} results{_md(what)}{copies} · {_md(filt.describe())} · {seconds * 1000:.0f} ms", width="stretch"
     )
-    state.write_url(state.current(), ss.get("shown_label", ""))
+    if ss.get("cols") is None:  # the widget's state went with a run that drew no grid
+        ss.cols = ss.get("columns") or state.DEFAULT_COLUMNS
+    cols = head.segmented_control(
+        "Columns",
+        state.COLUMNS,
+        key="cols",
+        required=True,
+        label_visibility="collapsed",
+        help="Pictures per row",
+        on_change=state.set_columns,
+    )
     ss.shown = [g.best.id for g in groups]
     ss.shown_scores = [round(g.best.score, 6) for g in groups]
     with st.grid(int(cols or state.DEFAULT_COLUMNS), min_column_width=150, gap="xsmall", key="results"):
@@ -67,29 +86,32 @@ def results(svc: Service, kind: str, label: str, filt: Filter, page_size: int, m
 
 def _card(svc: Service, g: Group, label: str) -> None:
     r = g.best
+    folder = relative_folder(r.path, r.root)
+    copies = f" · +{g.n_copies} {'copy' if g.n_copies == 1 else 'copies'}" if g.n_copies else ""
+    try:
+        thumb = base64.b64encode(svc.thumbnail(r.id)).decode("ascii")
+        picture = f'<img class="px-thumb" src="data:image/webp;base64,{thumb}" alt="{_html(r.name)}">'
+    except PixseekError as e:  # unreadable now, or gone from the index since the search
+        picture = f'<div class="px-thumb px-missing">{_html(e.message)}</div>'
     with st.container(key=f"card-{r.id}", gap=None):
-        try:
-            st.image(svc.thumbnail(r.id), width="stretch", alt=r.name)
-        except ImageError as e:
-            st.warning(f"{r.name}: {e.message}")
-        st.button(
-            f"Open {r.name}", key=f"open-{r.id}", on_click=state.open_detail, args=(r.id,), width="stretch", wrap=False
-        )
-        folder = relative_folder(r.path, r.root)
-        copies = f" · +{g.n_copies} {'copy' if g.n_copies == 1 else 'copies'}" if g.n_copies else ""
-        # plain HTML (escaped) for one line of label and name and one of folder: a title attribute gives the
-        # score on hover without adding a Tab stop, which Streamlit's help= tooltips would
+        # One element of escaped HTML: the thumbnail travels inline with the results (no request per
+        # picture: 96 media requests to the page's server took most of a query's time), the label with
+        # the score in a title (on hover, no Tab stop), and the name and folder.
         st.markdown(
+            f"{picture}"
             f'<div class="px-line"><span class="px-label px-{label}" title="{label} match · score {r.score:.3f}">'
-            f'{label}</span> <b title="{escape(r.path)}">{escape(r.name)}</b></div>'
-            f'<div class="px-folder">{escape(folder)}{copies}</div>',
+            f'{label}</span> <b title="{_html(r.path)}">{_html(r.name)}</b></div>'
+            f'<div class="px-folder">{_html(folder)}{copies}</div>',
             unsafe_allow_html=True,
         )
-
-
-def _md(text: str) -> str:
-    """A file name shown as text, never as Markdown."""
-    return "".join("\\" + c if c in "\\`*_{}[]<>()#+-.!|~$" else c for c in text)
+        st.button(
+            f"Open {_md(r.name)}",
+            key=f"open-{r.id}",
+            on_click=state.open_detail,
+            args=(r.id,),
+            width="stretch",
+            wrap=False,
+        )
 
 
 def _nothing(svc: Service, filt: Filter, min_score: float | None) -> None:

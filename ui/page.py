@@ -25,6 +25,7 @@ from pixseek.store import DataDir
 from . import grid, hosts, state
 from .service import QuerySpec, Service
 from .sidebar import sidebar
+from .text import md as _md
 
 
 def _args() -> argparse.Namespace:
@@ -101,7 +102,7 @@ def _page() -> None:
             state.write_url(state.current(), "")
             _breadcrumb(crumbs)
             return
-        kind = _encode(svc, spec)
+        spec, kind = _encode(svc, spec)
         label = _label(svc, spec)
         _breadcrumb(crumbs)
         grid.results(svc, kind, label, filt, page_size, min_score)
@@ -110,13 +111,13 @@ def _page() -> None:
 
 
 def _title() -> None:
-    st.markdown("### 🔎 pixseek")
+    st.markdown("### :material/image_search: pixseek")
 
 
 def _query_inputs(svc: Service) -> QuerySpec:
     ss = st.session_state
     row = st.container(horizontal=True, vertical_alignment="center", gap="small", key="query-row")
-    row.markdown("### 🔎 pixseek", width="content")
+    row.markdown("### :material/image_search: pixseek", width="content")
     text = row.text_input(
         "Describe what you are looking for",
         key="q",
@@ -171,14 +172,14 @@ def _breadcrumb(slot) -> None:
     crumbs = slot.container(horizontal=True, gap="xsmall", key="history")
     for i, (view, label) in enumerate(history[:3]):
         crumbs.button(
-            f"← back to {label}" if i == 0 else label, key=f"back-{i}", on_click=state.back_to, args=(view,),
+            f"← back to {_md(label)}" if i == 0 else _md(label), key=f"back-{i}", on_click=state.back_to, args=(view,),
             type="tertiary",
         )  # fmt: skip
 
 
-def _encode(svc: Service, spec: QuerySpec) -> str:
+def _encode(svc: Service, spec: QuerySpec) -> tuple[QuerySpec, str]:
     """Compute the query vector when the query changed; an unreadable upload warns and the text still runs.
-    Returns the query's kind for the score labels: "text" or "image"."""
+    Returns the query that runs, and its kind for the score labels: "text" or "image"."""
     ss = st.session_state
     if spec.upload is not None and spec.text.strip():
         try:
@@ -189,7 +190,7 @@ def _encode(svc: Service, spec: QuerySpec) -> str:
     if ss.get("qkey") != spec.key:
         ss.qvec = svc.encode(spec)  # raises for an unreadable upload alone or a vanished image
         ss.qkey = spec.key
-    return "image" if spec.upload is not None or spec.like_id is not None else "text"
+    return spec, "image" if spec.upload is not None or spec.like_id is not None else "text"
 
 
 def _label(svc: Service, spec: QuerySpec) -> str:

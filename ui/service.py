@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pixseek.errors import IndexNotFoundError, NotFoundError
+from pixseek.errors import IndexNotFoundError, NotFoundError, PixseekError
 from pixseek.search import Engine, Filter, Group, Result, ScoreScale, Term
 from pixseek.search.stats import collect
 from pixseek.search.uploads import DEFAULT_MAX_UPLOAD_BYTES, read_upload
@@ -175,6 +175,16 @@ class Service:
     def row(self, image_id: int) -> ImageRow:
         with self.lock:
             return self.sync().get(int(image_id))
+
+    def same_content(self, image_id: int) -> tuple[int, ...]:
+        """The ids of ``image_id`` and of every identical file (the same content hash)."""
+        with self.lock:
+            eng = self.sync()
+            try:
+                digest = eng.get(int(image_id)).hash
+            except PixseekError:
+                return (int(image_id),)
+            return tuple(sorted(set(eng.store.ids_by_hash(digest)) | {int(image_id)}))
 
     def thumbnail(self, image_id: int) -> bytes:
         """The thumbnail, from memory when it was served lately, else from the disk cache."""

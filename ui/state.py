@@ -77,14 +77,15 @@ def follow_url(force: bool = False) -> None:
         ss.bad_link = problem
     if not force:
         _remember(View.from_params(ss.url or {})[0], view)
-    ss.q, ss.like, ss.cols, ss.pages = view.q, view.like, view.cols, 1
-    ss.url = view.params()
+    ss.q, ss.like, ss.cols, ss.columns, ss.pages = view.q, view.like, view.cols, view.cols, 1
+    ss.like_from = view.q.strip()
+    ss.url = params  # as the browser holds it: the next write puts the clean form there, once
     ss.open_now = None
 
 
 def current() -> View:
     ss = st.session_state
-    return View(ss.get("q") or "", ss.like, int(ss.get("cols") or DEFAULT_COLUMNS))
+    return View(ss.get("q") or "", ss.like, int(ss.get("columns") or DEFAULT_COLUMNS))
 
 
 def write_url(view: View, label: str) -> None:
@@ -120,8 +121,17 @@ def more_like(image_id: int) -> None:
 
 def back_to(view: View) -> None:
     ss = st.session_state
-    ss.q, ss.like, ss.pages, ss.open_now = view.q, view.like, 1, None
+    ss.q, ss.like, ss.pages, ss.open_now, ss.like_from = view.q, view.like, 1, None, view.q.strip()
     ss.uploader += 1
+
+
+def set_columns() -> None:
+    """The grid size changed (kept beside the widget, whose state goes when no grid is drawn): the
+    query the URL shows, written with it."""
+    ss = st.session_state
+    ss.columns = int(ss.get("cols") or DEFAULT_COLUMNS)
+    shown, _ = View.from_params(ss.url or {})
+    write_url(View(shown.q, shown.like, ss.columns), ss.get("shown_label", ""))
 
 
 def new_text() -> None:
