@@ -76,7 +76,10 @@ def follow_url(force: bool = False) -> None:
     if problem:
         ss.bad_link = problem
     if not force:
-        _remember(View.from_params(ss.url or {})[0], view)
+        before = View.from_params(ss.url or {})[0]
+        _remember(before, view)
+        if before.query != view.query:
+            ss.uploader += 1  # Back / Forward to another query: an uploaded picture is not part of it
     ss.q, ss.like, ss.cols, ss.columns, ss.pages = view.q, view.like, view.cols, view.cols, 1
     ss.like_from = view.q.strip()
     ss.url = params  # as the browser holds it: the next write puts the clean form there, once
