@@ -250,23 +250,30 @@ def test_names_are_text_and_more_like_this_skips_the_pictures_copies(ui_index, m
     card, and "more like" a picture does not offer its own copies."""
     import shutil
 
+    from PIL import Image, ImageDraw
+
     db, root = ui_index
     odd = root / "set1" / "[Verify](https:evil.com) $x$ <b>.png"
-    shutil.copy(root / "set1" / "img0004.png", odd)
+    im = Image.new("RGB", (96, 96), "white")
+    ImageDraw.Draw(im).ellipse((10, 10, 80, 80), fill="purple")
+    im.save(odd)
+    copy = root / "set2" / "copy.png"
+    shutil.copy(root / "set1" / "img0004.png", copy)
     Indexer(db, encoder=tiny, batch_size=8).run([root])
     at = open_page(db, monkeypatch, query="a shape")
     at.sidebar.selectbox(key="page_size").set_value(48).run()
     _ok(at)
     cards = [m.value for m in at.main.markdown if 'class="px-line"' in m.value]
-    assert len(cards) == 24  # 25 files, two of them identical: one card
+    assert len(cards) == 25  # 26 files, two of them identical: one card
     odd_card = next(c for c in cards if "Verify" in c)
     assert "](" not in odd_card and "<b>.png" not in odd_card and "$x$" not in odd_card
     assert "&#91;Verify&#93;&#40;https&#58;evil&#46;com&#41; &#36;x&#36; &#60;b&#62;&#46;png" in odd_card
-    assert "+1 copy" in odd_card
     names = [n for _, n in result_cards(at)]
-    assert sum(n in ("img0004.png", odd.name) for n in names) == 1
-    key = next(b.key for b in at.main.button if b.key and b.key.startswith("open-") and "Verify" in b.label)
+    assert odd.name in names and sum(n in ("img0004.png", "copy.png") for n in names) == 1
+    assert sum("+1 copy" in c for c in cards) == 1
+    pair = ("Open img0004.png", "Open copy.png")
+    key = next(b.key for b in at.main.button if b.key and b.key.startswith("open-") and unmd(b.label) in pair)
     at.button(key=key).click().run()
     at.button(key="detail-like").click().run()
     _ok(at)
-    assert not {"img0004.png", odd.name} & {n for _, n in result_cards(at)}
+    assert not {"img0004.png", "copy.png"} & {n for _, n in result_cards(at)}
