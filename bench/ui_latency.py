@@ -2,15 +2,15 @@
 
 Indexes a folder (default: the Openclipart pictures `pixseek datasets fetch openclipart` downloads,
 plus the bundled samples) with the default model, starts `pixseek ui`, and drives Debian's Chromium
-through Playwright at 1440×900 with 96 results per page:
+through Playwright at 1440×900 with 96 results per page (``--per-page 24``: the page's default):
 
-* **query**: from the Enter key press in the query box to the last of the 96 thumbnails decoded;
+* **query**: from the Enter key press in the query box to the last of the page's thumbnails decoded;
 * **open**: from a click on a picture to the detail dialog's picture decoded;
 * **close**: from Esc to the dialog gone;
-* **load more**: from the click to the next 96 thumbnails decoded.
+* **load more**: from the click to the next page's thumbnails decoded.
 
 Times come from the page's own clock (``performance.now()``), p50 / p95 over the queries, written to
-RESULTS.md ("Search page latency"). A benchmark, not a test: nothing here asserts a time. Usage::
+RESULTS.md ("Search page latency", or "…, 24 per page"). A benchmark, not a test: nothing here asserts a time. Usage::
 
     python bench/ui_latency.py [--folder DIR ...] [--queries 20]
 """
@@ -114,6 +114,7 @@ def main() -> None:
     ap.add_argument("--folder", action="append", type=Path, help="pictures to index (repeatable)")
     ap.add_argument("--db", type=Path, default=CACHE / "ui-latency-db")
     ap.add_argument("--queries", type=int, default=len(QUERIES))
+    ap.add_argument("--per-page", type=int, choices=(24, 96), default=96)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     folders = args.folder or [DATASETS / "openclipart" / "images", ROOT / "samples"]
@@ -132,9 +133,13 @@ def main() -> None:
             page.goto(f"http://127.0.0.1:{port}/?q=warm%20up", wait_until="domcontentloaded")
             page.locator(CARDS).first.wait_for(timeout=120_000)
             page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').nth(1).click()
-            page.get_by_role("option", name="96", exact=True).click()
-            page.wait_for_function(ALL_DECODED, arg=[96, "for 'warm up'"], timeout=120_000)
-            times = _measure(page, QUERIES[: args.queries], 96)
+            n = args.per_page
+            if n != 24:  # 24 is the page's default
+                page.get_by_role("option", name=str(n), exact=True).click()
+            else:
+                page.keyboard.press("Escape")
+            page.wait_for_function(ALL_DECODED, arg=[n, "for 'warm up'"], timeout=120_000)
+            times = _measure(page, QUERIES[: args.queries], n)
             browser.close()
     finally:
         proc.terminate()
@@ -143,18 +148,19 @@ def main() -> None:
     for what, ms in times.items():
         a = np.array(ms)
         rows.append([what, len(a), f"{np.percentile(a, 50):.0f}", f"{np.percentile(a, 95):.0f}", f"{a.max():.0f}"])
-    body = header("Search page latency") + "\n".join(
+    section = "Search page latency" + ("" if args.per_page == 96 else f", {args.per_page} per page")
+    body = header(section) + "\n".join(
         [
-            f"`bench/ui_latency.py`: {', '.join(str(f) for f in folders)} indexed with the default model; "
-            "`pixseek ui` in Chromium (headless, 1440×900), 96 results per page. Milliseconds from the key "
-            "press or click to the last picture decoded, from the page's own clock.",
+            f"`bench/ui_latency.py`: the folders {', '.join(f.name + '/' for f in folders)} indexed with the "
+            f"default model; `pixseek ui` in Chromium (headless, 1440×900), {args.per_page} results per page. "
+            "Milliseconds from the key press or click to the last picture decoded, from the page's own clock.",
             "",
             table(["interaction", "n", "p50 ms", "p95 ms", "max ms"], rows),
         ]
     )
     print(body)
     if not args.no_write:
-        write_section("Search page latency", body)
+        write_section(section, body)
 
 
 if __name__ == "__main__":
