@@ -137,3 +137,19 @@ def test_bad_data_is_a_clear_error(tmp_path):
     m.write_text('{"image": "x.png", "caption": "only one"}\n')
     with pytest.raises(TrainError, match="^training needs at least two concepts"):
         Trainer(TrainConfig(data=str(m), out=str(tmp_path / "o"), arch="pixseek-vit-tiny")).run()
+
+
+def test_every_data_manifest_is_trained_on(tmp_path):
+    """`--data A --data B`: the concepts of both manifests (the base trainer once read only the first)."""
+    from PIL import Image
+
+    for name, colors in (("a", ("red", "blue")), ("b", ("green", "black", "white"))):
+        rows = []
+        for c in colors:
+            Image.new("RGB", (32, 32), c).save(tmp_path / f"{c}.png")
+            rows.append({"image": f"{c}.png", "captions": [f"a {c} square"], "concept": c})
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = TrainConfig(data=str(tmp_path / "a.jsonl"), more_data=(str(tmp_path / "b.jsonl"),), out=str(tmp_path / "o"))
+    concepts, paths, captions = Trainer(cfg)._samples()
+    assert sorted(p.name for p in paths) == ["black.png", "blue.png", "green.png", "red.png", "white.png"]
+    assert len(concepts) == 5 and len(captions) == 5

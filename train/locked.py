@@ -30,8 +30,7 @@ from pixseek.fileio import atomic_path
 from pixseek.models import openclip
 from pixseek.models.heads import fit_raw, pretrained_image_state, set_search
 
-from .batches import augment, draw_batch, group, load_images
-from .datasets import read_manifest
+from .batches import augment, draw_batch, load_images
 from .trainer import Trainer, _Run
 
 log = logging.getLogger("pixseek")
@@ -127,14 +126,7 @@ class LockedTrainer(Trainer):
 
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
-        samples = [s for s in read_manifest(Path(cfg.data)) if s.split in cfg.splits]
-        for more in cfg.more_data:
-            samples += [s for s in read_manifest(Path(more)) if s.split in cfg.splits]
-        if not samples:
-            raise TrainError(f"no training samples in {cfg.data} for splits {', '.join(cfg.splits)}")
-        concepts, image_paths, captions = group(samples)
-        if len(concepts) < 2:
-            raise TrainError("training needs at least two concepts (contrastive loss)")
+        concepts, image_paths, captions = self._samples()
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         model = self._build()

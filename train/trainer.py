@@ -57,7 +57,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     resume: bool = True
     progress: bool = False
-    more_data: tuple = ()  # further manifests (a locked-backbone run trains on all of them)
+    more_data: tuple = ()  # further manifests (--data repeated): every run trains on all of them
     views: int = 3  # locked backbone: cached views per picture (the first unaugmented)
     anchor: float = 0.0  # locked backbone: pull of the class vectors to their start (< 0: frozen)
 
@@ -134,18 +134,26 @@ class Trainer:
             torch.save(feats, tmp)
         return feats
 
+    def _samples(self) -> tuple[list[Concept], list[Path], list[str]]:
+        """(concepts, image paths, captions) of the training splits of every manifest (--data, repeatable)."""
+        cfg = self.cfg
+        samples = []
+        for manifest in (cfg.data, *cfg.more_data):
+            samples += [s for s in read_manifest(Path(manifest)) if s.split in cfg.splits]
+        if not samples:
+            raise TrainError(f"no training samples in {cfg.data} for splits {', '.join(cfg.splits)}")
+        concepts, image_paths, captions = group(samples)
+        if len(concepts) < 2:
+            raise TrainError("training needs at least two concepts (contrastive loss)")
+        return concepts, image_paths, captions
+
     def _setup(self) -> _Run:
         import torch
         from open_clip import ClipLoss
 
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
-        samples = [s for s in read_manifest(Path(cfg.data)) if s.split in cfg.splits]
-        if not samples:
-            raise TrainError(f"no training samples in {cfg.data} for splits {', '.join(cfg.splits)}")
-        concepts, image_paths, captions = group(samples)
-        if len(concepts) < 2:
-            raise TrainError("training needs at least two concepts (contrastive loss)")
+        concepts, image_paths, captions = self._samples()
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)

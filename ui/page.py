@@ -27,6 +27,8 @@ from .service import QuerySpec, Service
 from .sidebar import sidebar
 from .text import md as _md
 
+TITLE = "### :material/image_search: pixseek"
+
 
 def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(add_help=False)
@@ -111,13 +113,13 @@ def _page() -> None:
 
 
 def _title() -> None:
-    st.markdown("### :material/image_search: pixseek")
+    st.markdown(TITLE)
 
 
 def _query_inputs(svc: Service) -> QuerySpec:
     ss = st.session_state
     row = st.container(horizontal=True, vertical_alignment="center", gap="small", key="query-row")
-    row.markdown("### :material/image_search: pixseek", width="content")
+    row.markdown(TITLE, width="content")
     text = row.text_input(
         "Describe what you are looking for",
         key="q",
@@ -181,15 +183,19 @@ def _encode(svc: Service, spec: QuerySpec) -> tuple[QuerySpec, str]:
     """Compute the query vector when the query changed; an unreadable upload warns and the text still runs.
     Returns the query that runs, and its kind for the score labels: "text" or "image"."""
     ss = st.session_state
-    if spec.upload is not None and spec.text.strip():
+    if ss.get("qkey") != spec.key:  # the upload is decoded once, when the query changes
+        ss.qdrop = None
         try:
-            svc.check_upload(spec)
+            ss.qvec = svc.encode(spec)  # raises for an unreadable upload or a vanished image
         except QueryImageError as e:
-            st.warning(f"{e.message}: searching the text alone.")
-            spec = QuerySpec(text=spec.text, negative=spec.negative, like_id=spec.like_id)
-    if ss.get("qkey") != spec.key:
-        ss.qvec = svc.encode(spec)  # raises for an unreadable upload alone or a vanished image
+            if spec.upload is None or not spec.text.strip():
+                raise
+            ss.qdrop = f"{e.message}: searching the text alone."
+            ss.qvec = svc.encode(QuerySpec(text=spec.text, negative=spec.negative, like_id=spec.like_id))
         ss.qkey = spec.key
+    if ss.get("qdrop"):
+        st.warning(ss.qdrop)
+        spec = QuerySpec(text=spec.text, negative=spec.negative, like_id=spec.like_id)
     return spec, "image" if spec.upload is not None or spec.like_id is not None else "text"
 
 

@@ -158,15 +158,6 @@ class Service:
         with self.lock:
             return self.sync().score_scale()
 
-    def check_upload(self, spec: QuerySpec) -> None:
-        """Raise QueryImageError when the uploaded picture cannot be used."""
-        if spec.upload is None:
-            return
-        eng = self.sync()
-        read_upload(
-            spec.upload, spec.upload_name or "the upload", max_bytes=self.max_upload_bytes, max_pixels=eng.max_pixels
-        )
-
     def selection_size(self, filter: Filter) -> int:
         with self.lock:
             return self.sync().count(filter)
