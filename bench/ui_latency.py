@@ -36,9 +36,9 @@ QUERIES = [
 ]  # fmt: skip
 DATASETS = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "pixseek" / "datasets"
 CHROMIUM = os.environ.get("PIXSEEK_CHROMIUM", "/usr/bin/chromium")
-CARDS = '[data-testid="stMain"] [class*="st-key-card-"] img'
+CARDS = '[data-testid="stMain"] img.px-thumb'
 ALL_DECODED = """([n, text]) => { const cap = document.querySelector('.st-key-results-head');
-  const imgs = [...document.querySelectorAll('[data-testid="stMain"] [class*="st-key-card-"] img')];
+  const imgs = [...document.querySelectorAll('[data-testid="stMain"] img.px-thumb')];
   if (!cap || !cap.innerText.includes(text) || imgs.length < n) return false;
   if (document.querySelector('[data-stale="true"]')) return false;  // the run has not replaced every card yet
   if (!imgs.every(i => i.complete && i.naturalWidth > 0)) return false;
@@ -85,7 +85,7 @@ def _measure(page, queries: list[str], per_page: int) -> dict[str, list[float]]:
         times["query"].append(h.json_value())
         page.wait_for_timeout(300)
         page.evaluate("() => { window.__t0 = performance.now(); }")
-        page.locator('[class*="st-key-open-"] button').nth(7).click()
+        page.locator('.px-card, [class*="st-key-open-"] button').nth(7).click()
         h = page.wait_for_function(
             "() => { const i = document.querySelector('[role=\"dialog\"] img');"
             " return i && i.complete && i.naturalWidth > 0 && Math.max(0.001, performance.now() - window.__t0); }",

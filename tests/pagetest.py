@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import html
+import json
 import re
 from importlib import resources
 
 from streamlit.testing.v1 import AppTest
 
 APP = str(resources.files("pixseek.ui") / "app.py")
-FOLDER = re.compile(r'<div class="px-folder">(.*?)</div>')
 
 
 def open_page(db, monkeypatch, query: str | None = None) -> AppTest:
@@ -20,15 +19,26 @@ def open_page(db, monkeypatch, query: str | None = None) -> AppTest:
     return at.run()
 
 
+def cards(at: AppTest) -> list[dict]:
+    """What the result cards show, in page order (the data the grid hands its one element: cards.py)."""
+    for el in at.main:
+        proto = getattr(el, "proto", None)
+        if getattr(proto, "component_name", None) == "pixseek_cards":
+            return json.loads(proto.json)["cards"]
+    return []
+
+
 def result_cards(at: AppTest) -> list[tuple[float, str]]:
-    """(score, name) of each card shown, in page order: the names from the cards' buttons ("Open NAME"),
-    the scores (shown on hover in the page) from what the grid recorded for them."""
-    names = [unmd(b.label.removeprefix("Open ")) for b in at.main.button if b.key and b.key.startswith("open-")]
-    if not names:
-        return []
-    scores = at.session_state["shown_scores"] if "shown_scores" in at.session_state else []  # noqa: SIM401
-    assert len(scores) == len(names), (scores, names)
-    return list(zip(scores, names, strict=True))
+    """(score, name) of each card shown, in page order (the score is shown on hover in the page)."""
+    return [(c["score"], c["name"]) for c in cards(at)]
+
+
+def open_card(at: AppTest, name: str | None = None) -> int:
+    """Open the first card (or the one named ``name``) as a click on it does; the picture's id."""
+    image_id = next(c["id"] for c in cards(at) if name is None or c["name"] == name)
+    at.session_state["open_now"] = image_id
+    at.run()
+    return image_id
 
 
 def unmd(label: str) -> str:
@@ -38,9 +48,4 @@ def unmd(label: str) -> str:
 
 def result_folders(at: AppTest) -> list[str]:
     """The folder line of each card (relative to the indexed root, led by the root's name)."""
-    out = []
-    for m in at.main.markdown:
-        hit = FOLDER.search(m.value)
-        if hit:
-            out.append(html.unescape(hit[1]).split(" · +")[0])
-    return out
+    return [c["folder"] for c in cards(at)]

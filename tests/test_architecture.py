@@ -30,7 +30,7 @@ ALLOWED = {
 }
 HEAVY = {"torch", "torchvision", "open_clip", "faiss", "onnxruntime", "onnx", "streamlit", "transformers"}
 # the page and its parts are a Streamlit script: streamlit is the point (the service and launcher stay free of it)
-HEAVY_AT_TOP = {f"pixseek.ui.{m}": {"streamlit"} for m in ("page", "grid", "detail", "state", "sidebar")}
+HEAVY_AT_TOP = {f"pixseek.ui.{m}": {"streamlit"} for m in ("page", "grid", "cards", "detail", "state", "sidebar")}
 
 
 def layer(module: str) -> str:

@@ -111,19 +111,20 @@ def _wait_results(page, n: int = 8) -> None:
 
 
 # --- page geometry and state, read in the browser ---------------------------------------------------
-CARDS = '[data-testid="stMain"] [class*="st-key-card-"]'
-FULLY_VISIBLE = """() => [...document.querySelectorAll('[data-testid="stMain"] [class*="st-key-card-"]')].filter(c => {
+CARDS = '[data-testid="stMain"] .px-card'
+FULLY_VISIBLE = """() => [...document.querySelectorAll('[data-testid="stMain"] .px-card')].filter(c => {
   const r = c.getBoundingClientRect();
   return r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth && r.width > 0; }).length"""
-CARD_NAMES = """() => [...document.querySelectorAll('[data-testid="stMain"] [class*="st-key-open-"] button')]
-  .map(b => b.innerText.replace(/^Open /, ''))"""
+CARD_NAMES = """() => [...document.querySelectorAll('[data-testid="stMain"] .px-card')]
+  .map(b => b.getAttribute('aria-label').replace(/^Open /, ''))"""
+FOCUSED = "() => document.activeElement.getAttribute('aria-label')"
 # elements marked stale or replaced outside the grid and the dialog: a full-page rerun marks every element
 # stale (data-stale) while it runs; a fragment's rerun touches only the fragment
 WATCH = """() => { window.__outside = 0; window.__seen = [];
   const mark = (m) => { for (const x of m) { const el = x.target.nodeType === 1 ? x.target : x.target.parentElement;
     if (x.type !== 'attributes' || x.attributeName !== 'data-stale' || el.getAttribute('data-stale') !== 'true')
       continue;  // only elements a rerun marks stale count (not focus rings, hover styles, late layout)
-    if (el && !el.closest('.st-key-results, [class*="st-key-card-"], [role="dialog"], [data-testid="stDialog"]')) {
+    if (el && !el.closest('.px-cards, [role="dialog"], [data-testid="stDialog"]')) {
       window.__outside++;
       if (window.__seen.length < 12) window.__seen.push(`${x.type} ${x.attributeName || ''} ${el.tagName}`
         + ` ${el.getAttribute('data-testid') || ''} ${String(el.className).slice(0, 50)}`); } } };
@@ -141,9 +142,10 @@ def _query(page, text: str) -> None:
 
 def _first_is(page, names, timeout=60_000) -> None:
     page.wait_for_function(
-        '(names) => { const b = document.querySelector(\'[data-testid="stMain"] [class*="st-key-open-"] button\');'
-        ' const i = document.querySelector(\'[data-testid="stMain"] [class*="st-key-card-"] img\');'
-        " return b && names.includes(b.innerText.replace(/^Open /, '')) && i && i.complete && i.naturalWidth > 0; }",
+        "(names) => { const b = document.querySelector('[data-testid=\"stMain\"] .px-card');"
+        " const i = document.querySelector('[data-testid=\"stMain\"] .px-card img');"
+        " return b && names.includes(b.getAttribute('aria-label').replace(/^Open /, ''))"
+        " && i && i.complete && i.naturalWidth > 0; }",
         arg=list(names),
         timeout=timeout,
     )
@@ -185,7 +187,7 @@ def test_dense_grid_at_desktop_and_phone_widths(served, browser):
         page.screenshot(path=str(ARTIFACTS / "ui-grid-1440.png"))
         assert page.evaluate(FULLY_VISIBLE) >= 12
         sizes = page.evaluate(
-            "() => [...document.querySelectorAll('[class*=\"st-key-card-\"] img')].slice(0, 6)"
+            "() => [...document.querySelectorAll('.px-card img')].slice(0, 6)"
             ".map(i => [Math.round(i.getBoundingClientRect().width), Math.round(i.getBoundingClientRect().height)])"
         )
         assert all(w == h and w >= 100 for w, h in sizes), sizes
@@ -193,7 +195,7 @@ def test_dense_grid_at_desktop_and_phone_widths(served, browser):
         assert len(names) == len(set(names))
         # samples/twemoji/dog-face.png and extra/copy-dog-face.png: one card (either name), "+1 copy"
         assert len({"dog-face.png", "copy-dog-face.png"} & set(names)) == 1
-        dog = page.locator('[class*="st-key-card-"]').filter(has_text="dog-face.png").first
+        dog = page.locator(".px-card").filter(has_text="dog-face.png").first
         assert "+1 copy" in dog.inner_text()
 
     def phone(page, url):
@@ -216,8 +218,8 @@ def test_detail_dialog_opens_in_view_walks_and_closes_with_esc(served, browser):
         page.mouse.move(900, 600)  # over the results, not the sidebar
         page.mouse.wheel(0, 1500)  # scrolled down: the dialog must still be in view
         page.wait_for_timeout(500)
-        card = page.locator('[class*="st-key-open-"] button').nth(14)
-        name = card.inner_text().removeprefix("Open ")
+        card = page.locator(".px-card").nth(14)
+        name = card.get_attribute("aria-label").removeprefix("Open ")
         card.click()
         dialog = page.get_by_role("dialog")
         dialog.wait_for(timeout=30_000)
@@ -276,7 +278,7 @@ def test_back_restores_the_query_and_more_like_this_keeps_the_text(served, brows
         _first_is(page, ["slice-of-pizza.png"])
         _settled(page)
         # More like this (from the dialog) keeps the text it came from
-        page.locator('[class*="st-key-open-"] button').first.click()
+        page.locator(".px-card").first.click()
         page.get_by_role("dialog").get_by_role("button", name="More like slice-of-pizza.png").click()
         page.locator(".st-key-like-banner").get_by_text("from 'a slice of pizza'").wait_for(timeout=30_000)
         assert page.locator(".st-key-q input").input_value() == "a slice of pizza"
@@ -303,25 +305,21 @@ def test_keyboard_path(served, browser):
         page.keyboard.press("Enter")
         _first_is(page, ["slice-of-pizza.png"])
         _settled(page)
-        first = page.locator('[class*="st-key-open-"] button').first
-        assert first.inner_text() == "Open slice-of-pizza.png"
+        first = page.locator(".px-card").first
+        assert first.get_attribute("aria-label") == "Open slice-of-pizza.png"
         first.focus()
         page.keyboard.press("ArrowRight")
-        second = page.evaluate("() => document.activeElement.innerText")
+        second = page.evaluate(FOCUSED)
         assert second == "Open " + page.evaluate(CARD_NAMES)[1]
         page.keyboard.press("ArrowDown")
         per_row = page.evaluate(
-            "() => { const b = [...document.querySelectorAll('[class*=\"st-key-open-\"] button')];"
+            "() => { const b = [...document.querySelectorAll('.px-card')];"
             " const t = b[0].getBoundingClientRect().top;"
             " return b.filter(x => x.getBoundingClientRect().top === t).length; }"
         )
-        assert (
-            page.evaluate("() => document.activeElement.innerText") == "Open " + page.evaluate(CARD_NAMES)[1 + per_row]
-        )
+        assert page.evaluate(FOCUSED) == "Open " + page.evaluate(CARD_NAMES)[1 + per_row]
         page.keyboard.press("Tab")  # the next card: one Tab stop each
-        assert (
-            page.evaluate("() => document.activeElement.innerText") == "Open " + page.evaluate(CARD_NAMES)[2 + per_row]
-        )
+        assert page.evaluate(FOCUSED) == "Open " + page.evaluate(CARD_NAMES)[2 + per_row]
         page.keyboard.press("Enter")
         page.get_by_role("dialog").wait_for(timeout=30_000)
         page.keyboard.press("Escape")
@@ -364,7 +362,7 @@ def test_folder_filter_and_load_more_in_a_browser(served, browser):
         page.evaluate(WATCH)
         before = page.locator(CARDS).count()
         page.get_by_role("button", name="Load more").click()
-        page.wait_for_function("(n) => document.querySelectorAll('[class*=\"st-key-card-\"]').length > n", arg=before)
+        page.wait_for_function("(n) => document.querySelectorAll('.px-card').length > n", arg=before)
         _settled(page)
         outside = page.evaluate("() => [window.__outside, window.__seen]")
         assert outside[0] == 0, outside  # Load more redrew only the grid
@@ -372,8 +370,8 @@ def test_folder_filter_and_load_more_in_a_browser(served, browser):
         sidebar.locator('[data-testid="stSelectbox"]').first.click()
         page.get_by_role("option", name=str(extra), exact=True).click()
         page.wait_for_function(
-            "(n) => { const b = [...document.querySelectorAll('[class*=\"st-key-open-\"] button')];"
-            " return b.length === n && b.every(x => x.innerText.startsWith('Open copy-')); }",
+            "(n) => { const b = [...document.querySelectorAll('.px-card')];"
+            " return b.length === n && b.every(x => x.getAttribute('aria-label').startsWith('Open copy-')); }",
             arg=len(list(extra.iterdir())),
             timeout=60_000,
         )

@@ -1,25 +1,23 @@
 """The results: a dense grid of square thumbnails, one card per distinct picture, redrawn on its own.
 
-Each card is a container keyed ``card-<id>`` holding the thumbnail, one button named after the picture
-(the page's CSS stretches it over the thumbnail, so the picture is the click target and each card is one
-Tab stop), the name and folder relative to the indexed root, a strong/good/weak label with the score on
-hover over the picture, and "+N copies" when identical files were grouped into it.
+Each card (drawn by :mod:`.cards`) is one button named after its picture, so the picture is the click
+target and each card is one Tab stop: the thumbnail, a strong/good/weak label with the score on hover,
+the name and the folder relative to the indexed root, and "+N copies" when identical files were grouped
+into it.
 """
 
 from __future__ import annotations
 
-import base64
 import os
 from typing import Any
 
 import streamlit as st
 
 from pixseek.errors import ImageError, PixseekError
-from pixseek.search import Filter, Group
+from pixseek.search import Filter
 
-from . import detail, state
+from . import cards, detail, state
 from .service import Service
-from .text import html_text as _html
 from .text import md as _md
 
 
@@ -50,7 +48,7 @@ def _results(svc: Service, kind: str, label: str, filt: Filter, page_size: int, 
     exclude = svc.same_content(ss.like) if ss.like is not None else ()  # the picture and its copies
     groups, more, seconds = svc.search_groups(ss.qvec, want, filter=filt, min_score=min_score, exclude=exclude)
     if not groups:
-        ss.shown, ss.shown_scores = [], []
+        ss.shown = []
         _nothing(svc, filt, min_score)
         return
     scale = svc.score_scale()
@@ -73,45 +71,18 @@ def _results(svc: Service, kind: str, label: str, filt: Filter, page_size: int, 
         on_change=state.set_columns,
     )
     ss.shown = [g.best.id for g in groups]
-    ss.shown_scores = [round(g.best.score, 6) for g in groups]
-    with st.grid(int(cols or state.DEFAULT_COLUMNS), min_column_width=150, gap="xsmall", key="results"):
-        for g in groups:
-            _card(svc, g, scale.label(g.best.score, kind))
+    items = [
+        cards.card_data(svc, g, scale.label(g.best.score, kind), relative_folder(g.best.path, g.best.root))
+        for g in groups
+    ]
+    opened = cards.cards(items, int(cols or state.DEFAULT_COLUMNS))
+    if opened is not None:
+        ss.open_now = opened
     if more:
         st.button("Load more", key="load-more", on_click=state.more_pages)
     if ss.get("open_now") is not None:
         image_id, ss.open_now = ss.open_now, None
         detail.show(svc, image_id, {g.best.id: g for g in groups}, kind)
-
-
-def _card(svc: Service, g: Group, label: str) -> None:
-    r = g.best
-    folder = relative_folder(r.path, r.root)
-    copies = f" · +{g.n_copies} {'copy' if g.n_copies == 1 else 'copies'}" if g.n_copies else ""
-    try:
-        thumb = base64.b64encode(svc.thumbnail(r.id)).decode("ascii")
-        picture = f'<img class="px-thumb" src="data:image/webp;base64,{thumb}" alt="{_html(r.name)}">'
-    except PixseekError as e:  # unreadable now, or gone from the index since the search
-        picture = f'<div class="px-thumb px-missing">{_html(e.message)}</div>'
-    with st.container(key=f"card-{r.id}", gap=None):
-        # One element of escaped HTML: the thumbnail travels inline with the results (no request per
-        # picture: 96 media requests to the page's server took most of a query's time), the label with
-        # the score in a title (on hover, no Tab stop), and the name and folder.
-        st.markdown(
-            f"{picture}"
-            f'<div class="px-line"><span class="px-label px-{label}" title="{label} match · score {r.score:.3f}">'
-            f'{label}</span> <b title="{_html(r.path)}">{_html(r.name)}</b></div>'
-            f'<div class="px-folder">{_html(folder)}{copies}</div>',
-            unsafe_allow_html=True,
-        )
-        st.button(
-            f"Open {_md(r.name)}",
-            key=f"open-{r.id}",
-            on_click=state.open_detail,
-            args=(r.id,),
-            width="stretch",
-            wrap=False,
-        )
 
 
 def _nothing(svc: Service, filt: Filter, min_score: float | None) -> None:
