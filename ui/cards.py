@@ -50,7 +50,7 @@ def card_data(svc: Service, g: Group, label: str, folder: str) -> dict[str, Any]
         "copies": f"+{g.n_copies} {'copy' if g.n_copies == 1 else 'copies'}" if g.n_copies else "",
     }
     try:
-        card["thumb"] = base64.b64encode(svc.thumbnail(r.id)).decode("ascii")
+        card["thumb"] = base64.b64encode(svc.thumbnail(r.id, r.hash)).decode("ascii")
     except PixseekError as e:  # unreadable now, or gone from the index since the search
         card["missing"] = e.message
     return card

@@ -177,8 +177,15 @@ class Service:
                 return (int(image_id),)
             return tuple(sorted(set(eng.store.ids_by_hash(digest)) | {int(image_id)}))
 
-    def thumbnail(self, image_id: int) -> bytes:
-        """The thumbnail, from memory when it was served lately, else from the disk cache."""
+    def thumbnail(self, image_id: int, digest: str | None = None) -> bytes:
+        """The thumbnail, from memory when it was served lately, else from the disk cache. With the content
+        hash a search result carries, a thumbnail in memory costs no database read."""
+        if digest is not None:
+            with self.lock:
+                data = self._thumbs.get(digest)
+                if data is not None:
+                    self._thumbs.move_to_end(digest)
+                    return data
         row = self.row(image_id)
         with self.lock:
             data = self._thumbs.get(row.hash)
