@@ -176,6 +176,7 @@ class Indexer:
                 for root in roots:
                     removed += store.forget(root)
                 b.changed = bool(removed)
+                store.sync_keywords()
             vi.remove(removed)
             vi.generation = store.generation
             if vi.stale_for(store):
@@ -326,6 +327,7 @@ class Indexer:
                 if rs.path not in distrusted:
                     store.clear_errors_under(rs.path, keep=seen)
                     store.record_root(rs.path, rs.dev, rs.found)
+            store.sync_keywords()
         vi.remove(gone)
         s.removed = len(gone)
         s.kept = sum(k.rows for k in kept)

@@ -251,6 +251,14 @@ def forget_cmd(paths, db, as_json):
     type=click.IntRange(0, MAX_SQL_INT),
     help="Only images whose shorter side has this many pixels.",
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["hybrid", "semantic", "keyword"]),
+    default="hybrid",
+    show_default=True,
+    help="Rank text by meaning and keywords fused, by meaning alone, or by keywords alone "
+    '(file name, folders, text in pictures, ...). "Quoted words" must appear literally.',
+)
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def search_cmd(
     query,
@@ -268,6 +276,7 @@ def search_cmd(
     since,
     until,
     min_side,
+    mode,
     as_json,
 ):
     """Search by text (QUERY), by example image (--image), or both; weights as TEXT::0.5."""
@@ -287,7 +296,9 @@ def search_cmd(
         min_side=min_side,
     ).validate()
     with Engine.open(db, model=model, device=device) as eng:
-        results = eng.search(all_texts, images, negatives, k, similar=similar, min_score=min_score, filter=filt)
+        results = eng.search(
+            all_texts, images, negatives, k, similar=similar, min_score=min_score, filter=filt, mode=mode
+        )
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results]))
         return
@@ -295,7 +306,8 @@ def search_cmd(
         click.echo("no good match" + (f" (nothing scored >= {min_score})" if min_score is not None else ""))
         return
     for r in results:
-        click.echo(f"{r.rank:>4}  {r.score:.4f}  {_show(r.path)}")
+        why = f"  [{', '.join(r.why)}]" if r.why and list(r.why) != ["image meaning"] else ""
+        click.echo(f"{r.rank:>4}  {r.score:.4f}  {_show(r.path)}{why}")
 
 
 @cli.command("stats")

@@ -23,10 +23,11 @@ from pixseek.models.export import cached_text_vectors
 from pixseek.store import DataDir, Filter, ImageRow, Store, VectorIndex
 from pixseek.store.ann import prompts, saved_prompt_vectors
 
+from . import hybrid
 from .calibrate import ScoreScale, calibrate
 from .groups import Group, fetch_groups
-from .query import Term, build_terms, check_terms, combine
-from .results import Result
+from .query import Term, build_terms, check_terms, combine, split_weight
+from .results import MEANING, Result
 
 __all__ = ["Engine", "Result"]
 
@@ -216,7 +217,11 @@ class Engine:
             scores, ids = self.vectors.search(q, want * rerank)
             pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
             return self._exact(q, [i for i, _ in pairs], want) if rerank > 1 else pairs
-        selected = self.store.select_ids(filter)
+        return self.rank_among(q, want, self.store.select_ids(filter))
+
+    def rank_among(self, q: np.ndarray, want: int, selected: np.ndarray) -> list[tuple[int, float]]:
+        """The ``want`` best (id, score) pairs among the ids ``selected``."""
+        rerank = self.vectors.rerank
         if len(selected) <= EXACT_SELECTION:
             return self._exact(q, selected, want)
         scores, ids = self.vectors.search(q, want * rerank, ids=selected)
@@ -290,18 +295,57 @@ class Engine:
         k: int = 20,
         *,
         similar: int | None = None,
+        mode: str = "hybrid",
         **kw: Any,
     ) -> list[Result]:
         """CLI-style entry: strings with optional ``::W`` weights; ``similar``: an indexed image id whose
-        stored vector joins the query (alone it is :meth:`similar`), itself excluded from the results."""
+        stored vector joins the query (alone it is :meth:`similar`), itself excluded from the results.
+
+        ``mode`` (for queries with text): ``hybrid`` fuses the vector ranking with the keyword index
+        (file names, folders, text in pictures, camera, place, tags), ``semantic`` ranks by the vector
+        alone, ``keyword`` by the keyword index alone. Quoted phrases must appear literally in every
+        mode (:mod:`pixseek.search.hybrid`)."""
         texts, images, negatives = list(texts), list(images), list(negatives)
-        if similar is None:
-            return self.query(build_terms(texts, images, negatives), k, **kw)
-        if not texts and not images and not negatives:
-            return self.similar(similar, k, **kw)
-        terms = [Term("vector", self._stored(similar), 1.0)]
-        terms += build_terms(texts, images, negatives, allow_empty=True)
-        return self.query(terms, k, exclude=[int(similar)], **kw)
+        hybrid.check_mode(mode)
+        words = [v for v, w in (split_weight(str(t)) for t in texts) if w > 0 and v.strip()]
+        parsed = hybrid.parse(" ".join(words)) if words else None
+        if parsed is not None:  # the encoder reads the texts without their quote marks
+            texts = [t.replace('"', " ") for t in texts]
+        if mode == "keyword":
+            if parsed is None or parsed.match.empty:
+                raise QueryError(
+                    "a keyword search needs words to look for", hint='e.g. pixseek search --mode keyword "invoice"'
+                )
+            if images or negatives or similar is not None:
+                raise QueryError("a keyword search takes words only (no --image, --not or --similar)")
+            return self._fused(None, parsed, k, mode, kw)
+        exclude = [int(similar)] if similar is not None else []
+        if similar is not None and not texts and not images and not negatives:
+            q = self._stored(similar)
+        elif similar is not None:
+            terms = [Term("vector", self._stored(similar), 1.0)]
+            q = self.encode_terms(terms + build_terms(texts, images, negatives, allow_empty=True))
+        else:
+            q = self.encode_terms(build_terms(texts, images, negatives))
+        if parsed is None or parsed.match.empty or (mode == "semantic" and not parsed.match.phrases):
+            return self.search_vector(q, k, exclude=exclude + list(kw.pop("exclude", ())), **kw)
+        kw["exclude"] = exclude + list(kw.get("exclude", ()))
+        return self._fused(q, parsed, k, mode, kw)
+
+    def _fused(self, q: np.ndarray | None, parsed: hybrid.Parsed, k: int, mode: str, kw: dict) -> list[Result]:
+        if k < 1:
+            raise QueryError("k must be at least 1")
+        return hybrid.search(
+            self,
+            q,
+            parsed.match,
+            k,
+            mode=mode,
+            offset=int(kw.get("offset", 0)),
+            filter=kw.get("filter"),
+            min_score=kw.get("min_score"),
+            exclude=frozenset(int(i) for i in kw.get("exclude", ())),
+        )
 
     def _stored(self, image_id: int) -> np.ndarray:
         try:
@@ -312,8 +356,11 @@ class Engine:
             raise NotFoundError(f"no image with id {image_id} in the index")
         return v
 
-    def results(self, pairs: Sequence[tuple[int, float]], start_rank: int = 1) -> list[Result]:
-        """Results for ranked (id, score) pairs, skipping rows deleted since they were ranked."""
+    def results(
+        self, pairs: Sequence[tuple[int, float]], start_rank: int = 1, why: dict[int, tuple[str, ...]] | None = None
+    ) -> list[Result]:
+        """Results for ranked (id, score) pairs, skipping rows deleted since they were ranked; ``why``: what
+        each matched on (the image's meaning when not given)."""
         rows = self.store.get(i for i, _ in pairs)
         out: list[Result] = []
         for i, s in pairs:
@@ -333,6 +380,7 @@ class Engine:
                         r.taken_at,
                         r.hash or "",
                         r.root or "",
+                        why.get(i, ()) if why is not None else (MEANING,),
                     )
                 )
         return out

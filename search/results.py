@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
+MEANING = "image meaning"  # a result's ``why`` when its vector matched the query
+
 
 @dataclass(frozen=True)
 class Result:
@@ -21,6 +23,7 @@ class Result:
     taken_at: float | None = None  # EXIF capture time, when the file had one
     hash: str = ""  # the file's content hash: identical files (copies) share it; "" when unknown
     root: str = ""  # the indexed root folder the file was found under
+    why: tuple[str, ...] = ()  # what it matched on: "image meaning", "file name", "text in image", ...
 
     @property
     def name(self) -> str:
@@ -33,4 +36,5 @@ class Result:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["score"] = round(float(self.score), 6)
+        d["why"] = list(self.why)
         return d

@@ -89,6 +89,16 @@ def m005_roots(db: Any) -> None:
     db["roots"].create({"path": str, "dev": int, "files": int, "seen_at": float}, pk="path")
 
 
+@migration
+def m006_keywords(db: Any) -> None:
+    """The keyword index (FTS5) over file names, folders and later OCR text, camera, place and tags,
+    filled from the rows already indexed (no re-embedding); every index run keeps it in line."""
+    from . import keywords
+
+    keywords.create(db)
+    keywords.sync(db.conn)
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

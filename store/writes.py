@@ -94,3 +94,9 @@ class ImageWrites:
         self.conn.execute(f"DELETE FROM errors WHERE {UNDER_SQL}", under_params(path))
         self.conn.execute(f"DELETE FROM roots WHERE {UNDER_SQL}", under_params(path))
         return ids
+
+    def sync_keywords(self) -> int:
+        """Refresh the keyword index from the rows (:mod:`pixseek.store.keywords`); rows changed."""
+        from . import keywords
+
+        return keywords.sync(self.conn)

@@ -71,7 +71,9 @@ def test_search_text_image_and_json(runner, indexed):
         "size",
         "mtime",
         "taken_at",
+        "why",
     }
+    assert res[0]["why"] == ["image meaning"]
     r = invoke(
         runner,
         "search",

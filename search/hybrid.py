@@ -1,0 +1,142 @@
+"""One search box for meaning and words: a text query ranked by its vector (semantic), by the keyword
+index (file name, folders, text in the picture, camera, place, tags: :mod:`pixseek.store.keywords`), or
+by both fused (hybrid).
+
+Fusion is reciprocal rank fusion (Cormack et al., 2009): each ranking gives a picture
+``weight / (K + rank)`` and the sums order the results, so two rankings on unrelated scales (cosine and
+bm25) combine without calibration. The weights were measured with ``bench/hybrid.py``. Quoted phrases
+(``"exit only"``) must appear literally in one of the keyword fields, in every mode. Each result says
+why it matched: ``image meaning`` when it stood among the semantic ranking's best, and each keyword
+field its words were found in.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pixseek.errors import QueryError
+from pixseek.store import keywords
+from pixseek.store.filters import Filter
+from pixseek.store.keywords import Match
+
+from .results import MEANING, Result
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+MODES = ("hybrid", "semantic", "keyword")
+RRF_K = 60  # the constant of reciprocal rank fusion (the paper's value)
+# Weights of the two rankings (bench/hybrid.py, validation half of its query set; RESULTS.md).
+SEMANTIC_WEIGHT = 1.0
+KEYWORD_WEIGHT = 1.0
+MIN_DEPTH = 100  # each ranking contributes at least this many candidates
+MEANING_DEPTH = 24  # a result "matched on meaning" when it ranked this high by its vector (or within k)
+
+# Words that say nothing about a file name or a text (a query is usually a sentence: "a photo of a car").
+_STOP_WORDS = "a an the of and or in on at to for with by from is are was be this that it its as into over under"
+STOP = frozenset(_STOP_WORDS.split(" ") + ["photo", "picture", "image", "pic", "some"])
+_PHRASE = re.compile(r'"([^"]*)"')
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    match: Match  # what the keyword index looks for
+    text: str  # what the text encoder reads: the query without its quote marks
+
+
+def parse(text: str) -> Parsed:
+    """Split a query into quoted phrases (literal), loose words (minus stop words) and the text to embed.
+    An unmatched quote mark is read as a plain character."""
+    phrases = tuple(p.strip() for p in _PHRASE.findall(text) if _WORD.search(p))
+    rest = _PHRASE.sub(" ", text)
+    words = tuple(dict.fromkeys(w.lower() for w in _WORD.findall(rest) if w.lower() not in STOP))
+    plain = " ".join(text.replace('"', " ").split())
+    return Parsed(Match(phrases, words), plain)
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise QueryError(f"unknown search mode {mode!r}: use {', '.join(MODES)}")
+    return mode
+
+
+def _allowed(eng: Engine, filter: Filter | None, literal: set[int] | None) -> np.ndarray | None:
+    """The ids a ranking may return (None: all)."""
+    if literal is None:
+        return eng.store.select_ids(filter) if filter is not None and filter.active else None
+    ids = np.fromiter(sorted(literal), dtype=np.int64, count=len(literal))
+    if filter is not None and filter.active:
+        ids = np.intersect1d(ids, eng.store.select_ids(filter))
+    return ids
+
+
+def search(
+    eng: Engine,
+    q: np.ndarray | None,
+    match: Match,
+    k: int,
+    *,
+    mode: str = "hybrid",
+    offset: int = 0,
+    filter: Filter | None = None,
+    min_score: float | None = None,
+    exclude: set[int] | frozenset[int] = frozenset(),
+) -> list[Result]:
+    """Results ``offset`` .. ``offset + k`` of a query with vector ``q`` (None in keyword mode) and
+    keyword ``match``. ``min_score`` drops what only its meaning matched below that score."""
+    check_mode(mode)
+    want = offset + k + len(exclude)
+    depth = max(MIN_DEPTH, 2 * want)
+    literal = keywords.literal_ids(eng.store.conn, match)
+    allowed = _allowed(eng, filter, literal)
+    semantic: list[tuple[int, float]] = []
+    if mode != "keyword":
+        if q is None:
+            raise QueryError(f"a {mode} search needs a query vector")
+        if allowed is None:
+            semantic = eng.rank(q, depth)
+        elif len(allowed):
+            semantic = eng.rank_among(q, depth, allowed)
+    found: list[tuple[int, float]] = []
+    if mode != "semantic" and match.words or mode == "keyword":
+        where, params = filter.sql() if filter is not None and filter.active else ("1", [])
+        found = keywords.rank(eng.store.conn, match, depth, where=where, params=params)
+    fused = _fuse(semantic, found, mode)
+    fused = [i for i in fused if i not in exclude]
+    scores = dict(semantic)
+    if q is not None:
+        missing = [i for i in fused if i not in scores]
+        scores.update(eng._exact(q, missing, len(missing)) if missing else [])
+    else:
+        scores.update(found)
+    fields = keywords.matched_fields(eng.store.conn, match, fused[: want + k])
+    why: dict[int, tuple[str, ...]] = {}
+    meaningful = {i for i, _ in semantic[: max(want, MEANING_DEPTH)]} if mode != "keyword" else set()
+    kept = []
+    for i in fused:
+        reasons = ([MEANING] if i in meaningful else []) + fields.get(i, [])
+        if not reasons:
+            continue
+        if min_score is not None and reasons == [MEANING] and scores.get(i, 0.0) < min_score:
+            continue
+        why[i] = tuple(reasons)
+        kept.append(i)
+    page = kept[offset : offset + k]
+    return eng.results([(i, float(scores.get(i, 0.0))) for i in page], offset + 1, why)
+
+
+def _fuse(semantic: list[tuple[int, float]], found: list[tuple[int, float]], mode: str) -> list[int]:
+    if mode == "semantic" or not found:
+        return [i for i, _ in semantic] if mode != "keyword" else []
+    if mode == "keyword" or not semantic:
+        return [i for i, _ in found]
+    score: dict[int, float] = {}
+    for weight, ranking in ((SEMANTIC_WEIGHT, semantic), (KEYWORD_WEIGHT, found)):
+        for r, (i, _) in enumerate(ranking, 1):
+            score[i] = score.get(i, 0.0) + weight / (RRF_K + r)
+    return sorted(score, key=lambda i: (-score[i], i))
