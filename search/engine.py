@@ -261,14 +261,37 @@ class Engine:
         filter: Filter | None = None,
         min_score: float | None = None,
         exclude: Iterable[int] = (),
+        words: str = "",
+        mode: str = "semantic",
+        kind: str = "text",
     ) -> tuple[list[Group], bool]:
         """The first ``n_groups`` pictures for query vector ``q``, copies (files with the same content)
         folded into one :class:`Group` each, and whether more pictures follow. Raw results are fetched
-        in growing numbers until one group more than wanted turns up or none are left."""
+        in growing numbers until one group more than wanted turns up or none are left. ``words``: the
+        query's text, for the keyword index in ``hybrid`` and ``keyword`` modes (and its quoted phrases
+        in every mode); ``kind``: "image" when a picture is in the query (for the score scale)."""
         exclude = [int(i) for i in exclude]
         total = self.store.count()
+        hybrid.check_mode(mode)
+        parsed = hybrid.parse(words) if words.strip() else None
+        if mode == "keyword" and (parsed is None or parsed.match.empty):
+            raise QueryError("a keyword search needs words to look for")
+        fused = parsed is not None and not parsed.match.empty and (mode != "semantic" or parsed.match.phrases)
 
         def search(k: int) -> list[Result]:
+            if fused and parsed is not None:
+                skip = frozenset(exclude)
+                return hybrid.search(
+                    self,
+                    q,
+                    parsed.match,
+                    k,
+                    mode=mode,
+                    filter=filter,
+                    min_score=min_score,
+                    exclude=skip,
+                    meaning_floor=lambda: self.score_scale().thresholds(kind)[0],
+                )
             return self.search_vector(q, k, exclude=exclude, min_score=min_score, filter=filter)
 
         return fetch_groups(search, n_groups, total)
@@ -318,7 +341,7 @@ class Engine:
                 )
             if images or negatives or similar is not None:
                 raise QueryError("a keyword search takes words only (no --image, --not or --similar)")
-            return self._fused(None, parsed, k, mode, kw)
+            return self._fused(None, parsed, k, mode, "text", kw)
         exclude = [int(similar)] if similar is not None else []
         if similar is not None and not texts and not images and not negatives:
             q = self._stored(similar)
@@ -330,9 +353,12 @@ class Engine:
         if parsed is None or parsed.match.empty or (mode == "semantic" and not parsed.match.phrases):
             return self.search_vector(q, k, exclude=exclude + list(kw.pop("exclude", ())), **kw)
         kw["exclude"] = exclude + list(kw.get("exclude", ()))
-        return self._fused(q, parsed, k, mode, kw)
+        kind = "image" if images or similar is not None else "text"
+        return self._fused(q, parsed, k, mode, kind, kw)
 
-    def _fused(self, q: np.ndarray | None, parsed: hybrid.Parsed, k: int, mode: str, kw: dict) -> list[Result]:
+    def _fused(
+        self, q: np.ndarray | None, parsed: hybrid.Parsed, k: int, mode: str, kind: str, kw: dict
+    ) -> list[Result]:
         if k < 1:
             raise QueryError("k must be at least 1")
         return hybrid.search(
@@ -345,6 +371,7 @@ class Engine:
             filter=kw.get("filter"),
             min_score=kw.get("min_score"),
             exclude=frozenset(int(i) for i in kw.get("exclude", ())),
+            meaning_floor=lambda: self.score_scale().thresholds(kind)[0],
         )
 
     def _stored(self, image_id: int) -> np.ndarray:

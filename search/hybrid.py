@@ -13,6 +13,7 @@ field its words were found in.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -86,9 +87,12 @@ def search(
     filter: Filter | None = None,
     min_score: float | None = None,
     exclude: set[int] | frozenset[int] = frozenset(),
+    meaning_floor: Callable[[], float] | None = None,
 ) -> list[Result]:
     """Results ``offset`` .. ``offset + k`` of a query with vector ``q`` (None in keyword mode) and
-    keyword ``match``. ``min_score`` drops what only its meaning matched below that score."""
+    keyword ``match``. ``min_score`` drops what only its meaning matched below that score.
+    ``meaning_floor``: the score (asked only when needed) a result that matched by its words must reach
+    for its meaning to count as a reason too; "good" on the index's calibrated scale."""
     check_mode(mode)
     want = offset + k + len(exclude)
     depth = max(MIN_DEPTH, 2 * want)
@@ -117,9 +121,14 @@ def search(
     fields = keywords.matched_fields(eng.store.conn, match, fused[: want + k])
     why: dict[int, tuple[str, ...]] = {}
     meaningful = {i for i, _ in semantic[: max(want, MEANING_DEPTH)]} if mode != "keyword" else set()
+    floor: list[float] = []  # asked once, when first needed
     kept = []
     for i in fused:
-        reasons = ([MEANING] if i in meaningful else []) + fields.get(i, [])
+        meant = i in meaningful
+        if meant and fields.get(i) and meaning_floor is not None:
+            floor = floor or [meaning_floor()]
+            meant = scores.get(i, 0.0) >= floor[0]
+        reasons = ([MEANING] if meant else []) + fields.get(i, [])
         if not reasons:
             continue
         if min_score is not None and reasons == [MEANING] and scores.get(i, 0.0) < min_score:

@@ -273,3 +273,27 @@ def test_names_are_text_and_more_like_this_skips_the_pictures_copies(ui_index, m
     at.button(key="detail-like").click().run()
     _ok(at)
     assert not {"img0004.png", "copy.png"} & {n for _, n in result_cards(at)}
+
+
+def test_words_and_meaning_modes_and_why_a_card_matched(ui_index, monkeypatch, tiny):
+    """A text finds a picture by its file name (hybrid, the default); the card says why; "Meaning"
+    ranks by the vector alone; "Words" by the keyword index alone."""
+    from PIL import Image
+
+    db, root = ui_index
+    Image.new("RGB", (64, 64), "teal").save(root / "set1" / "invoice 2291.png")
+    Indexer(db, encoder=tiny, batch_size=8).run([root])
+    at = open_page(db, monkeypatch, query="the invoice")
+    _ok(at)
+    first = cards(at)[0]
+    assert (first["name"], first["why"], first["label"]) == ("invoice 2291.png", "file name", "words")
+    assert all(c["why"] == "" for c in cards(at)[1:])
+    at.sidebar.segmented_control(key="mode").set_value("keyword").run()
+    _ok(at)
+    assert [c["name"] for c in cards(at)] == ["invoice 2291.png"]
+    at.sidebar.segmented_control(key="mode").set_value("semantic").run()
+    _ok(at)
+    assert all(c["why"] == "" for c in cards(at)) and len(cards(at)) == 24
+    at.text_input(key="q").set_value('"invoice 2291"').run()  # quoted: literal, in every mode
+    _ok(at)
+    assert [c["name"] for c in cards(at)] == ["invoice 2291.png"]

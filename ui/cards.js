@@ -55,10 +55,17 @@ export default function (component) {
     }
     const line = el('div', 'px-line');
     const label = el('span', `px-label px-${c.label}`, c.label);
-    label.title = `${c.label} match · score ${c.score.toFixed(3)}`;
+    label.title = c.label === 'words' ? `matched by its words · score ${c.score.toFixed(3)}`
+      : `${c.label} match · score ${c.score.toFixed(3)}`;
     const name = el('b', '', c.name);
     name.title = c.path;
-    line.append(label, ' ', name);
+    line.append(label, ' ');
+    if (c.why) {
+      const why = el('span', 'px-why', c.why);
+      why.title = `the words were found in its ${c.why.replaceAll(' · ', ', ')}`;
+      line.append(why, ' ');
+    }
+    line.append(name);
     card.append(line, el('div', 'px-folder', c.folder + (c.copies ? ` · ${c.copies}` : '')));
     return card;
   });

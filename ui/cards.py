@@ -21,6 +21,7 @@ import streamlit as st
 
 from pixseek.errors import PixseekError
 from pixseek.search import Group
+from pixseek.search.results import MEANING
 
 from .service import Service
 
@@ -40,6 +41,9 @@ def _component() -> Any:
 def card_data(svc: Service, g: Group, label: str, folder: str) -> dict[str, Any]:
     """What one card shows: the thumbnail inline (no request per picture), the label, name and folder."""
     r = g.best
+    words = [w for w in r.why if w != MEANING]  # keyword fields it matched in: "file name", "text in image"
+    if r.why and MEANING not in r.why:
+        label = "words"  # found by its words alone: its meaning score says nothing of the match
     card: dict[str, Any] = {
         "id": r.id,
         "name": r.name,
@@ -47,6 +51,7 @@ def card_data(svc: Service, g: Group, label: str, folder: str) -> dict[str, Any]
         "folder": folder,
         "label": label,
         "score": round(float(r.score), 6),
+        "why": " · ".join(words),
         "copies": f"+{g.n_copies} {'copy' if g.n_copies == 1 else 'copies'}" if g.n_copies else "",
     }
     try:

@@ -18,6 +18,7 @@ from pixseek.search import Filter
 
 from . import cards, detail, state
 from .service import Service
+from .sidebar import Options
 from .text import md as _md
 
 
@@ -33,20 +34,23 @@ def relative_folder(path: str, root: str) -> str:
 
 
 @st.fragment
-def results(svc: Service, kind: str, label: str, filt: Filter, page_size: int, min_score: float | None) -> None:
+def results(svc: Service, kind: str, label: str, opts: Options, words: str) -> None:
     """The grid and Load more. Open and Load more rerun only this fragment (so it shows its own errors:
-    the page's handler does not run then)."""
+    the page's handler does not run then). ``words``: the query's text, for the keyword index."""
     try:
-        _results(svc, kind, label, filt, page_size, min_score)
+        _results(svc, kind, label, opts, words)
     except PixseekError as e:
         st.error(e.message + (f" ({e.hint})" if getattr(e, "hint", None) else ""))
 
 
-def _results(svc: Service, kind: str, label: str, filt: Filter, page_size: int, min_score: float | None) -> None:
+def _results(svc: Service, kind: str, label: str, opts: Options, words: str) -> None:
     ss = st.session_state
-    want = ss.pages * page_size
+    filt, min_score = opts.filter, opts.min_score
+    want = ss.pages * opts.page_size
     exclude = svc.same_content(ss.like) if ss.like is not None else ()  # the picture and its copies
-    groups, more, seconds = svc.search_groups(ss.qvec, want, filter=filt, min_score=min_score, exclude=exclude)
+    groups, more, seconds = svc.search_groups(
+        ss.qvec, want, filter=filt, min_score=min_score, exclude=exclude, words=words, mode=opts.mode, kind=kind
+    )
     if not groups:
         ss.shown = []
         _nothing(svc, filt, min_score)

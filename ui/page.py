@@ -94,7 +94,7 @@ def _page() -> None:
         st.error(_message(e))
         return
     try:
-        filt, page_size, min_score = sidebar(svc)
+        opts = sidebar(svc)
         crumbs = st.container(key="history-slot")  # filled once this run's query is in the history
         spec = _query_inputs(svc)
         if (problem := st.session_state.pop("bad_link", None)) is not None:
@@ -107,7 +107,7 @@ def _page() -> None:
         spec, kind = _encode(svc, spec)
         label = _label(svc, spec)
         _breadcrumb(crumbs)
-        grid.results(svc, kind, label, filt, page_size, min_score)
+        grid.results(svc, kind, label, opts, spec.text if spec.like_id is None else "")
     except PixseekError as e:
         st.error(_message(e))
 

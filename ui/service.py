@@ -102,7 +102,7 @@ class Service:
     def encode_terms(self, eng: Engine, spec: QuerySpec) -> np.ndarray:
         """The page's inputs as weighted terms, combined by the engine as for the CLI and the API."""
         terms: list[Term] = []
-        text = spec.text.strip()
+        text = spec.text.replace('"', " ").strip()  # quote marks matter to the keyword index only
         if spec.like_id is not None:
             v = eng.store.vector(int(spec.like_id))
             if v is None:
@@ -146,11 +146,17 @@ class Service:
         filter: Filter | None = None,
         min_score: float | None = None,
         exclude: tuple[int, ...] = (),
+        words: str = "",
+        mode: str = "semantic",
+        kind: str = "text",
     ) -> tuple[list[Group], bool, float]:
-        """(groups of identical files, whether more exist, seconds) for a query vector."""
+        """(groups of identical files, whether more exist, seconds) for a query vector (and its words,
+        for the keyword index: :meth:`Engine.search_groups`)."""
         t0 = time.perf_counter()
         with self.lock:
-            groups, more = self.sync().search_groups(q, n_groups, filter=filter, min_score=min_score, exclude=exclude)
+            groups, more = self.sync().search_groups(
+                q, n_groups, filter=filter, min_score=min_score, exclude=exclude, words=words, mode=mode, kind=kind
+            )
         return groups, more, time.perf_counter() - t0
 
     def score_scale(self) -> ScoreScale:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import streamlit as st
 
@@ -13,9 +14,21 @@ from .service import Service
 
 PAGE_SIZES = (12, 24, 48, 96)
 ALL_FOLDERS = "All folders"
+# How a text ranks (pixseek.search.hybrid): the page's names for the engine's modes.
+MODES = {"hybrid": "Meaning + words", "semantic": "Meaning", "keyword": "Words"}
 
 
-def sidebar(svc: Service) -> tuple[Filter, int, float | None]:
+@dataclass(frozen=True)
+class Options:
+    """What the sidebar decides about the results."""
+
+    filter: Filter
+    page_size: int
+    min_score: float | None
+    mode: str = "hybrid"
+
+
+def sidebar(svc: Service) -> Options:
     sb = st.sidebar
     _facts(svc)
     sb.header("Filters")
@@ -55,6 +68,17 @@ def sidebar(svc: Service) -> tuple[Filter, int, float | None]:
         min_side=int(min_side or 0),
     )
     sb.header("Results")
+    mode = sb.segmented_control(
+        "Match text by",
+        list(MODES),
+        format_func=MODES.__getitem__,
+        default="hybrid",
+        required=True,
+        key="mode",
+        on_change=state.reset_pages,
+        help="Meaning: what the picture shows. Words: its file name, folders and the other words indexed "
+        'with it. Meaning + words: both rankings fused. "Quoted words" must appear literally.',
+    )
     page_size = sb.selectbox("Per page", PAGE_SIZES, index=1, key="page_size", on_change=state.reset_pages)
     min_score = sb.slider(
         "Minimum score",
@@ -67,7 +91,7 @@ def sidebar(svc: Service) -> tuple[Filter, int, float | None]:
         help="Hide results less similar than this (cosine similarity; hover a strong/good/weak label to see "
         "a result's score); 0 shows all",
     )
-    return filt, int(page_size), (min_score or None)
+    return Options(filt, int(page_size), min_score or None, str(mode or "hybrid"))
 
 
 def _facts(svc: Service) -> None:
