@@ -151,6 +151,7 @@ def test_filters_narrow_before_ranking(ui_index, monkeypatch):
     at.sidebar.date_input(key="f_dates").set_value((dt.date(2018, 5, 1), dt.date(2018, 5, 31))).run()
     _ok(at)
     assert len(result_cards(at)) == 3 and set(result_folders(at)) == {"photos/set2"}
+    assert {(c["date"], c["dated"]) for c in cards(at)} == {("2018-05-05", "file time")}  # the date on each card
     at.sidebar.date_input(key="f_dates").set_value((dt.date(1990, 1, 1), dt.date(1990, 1, 2))).run()
     _ok(at)
     assert at.warning[0].value.startswith("No images match the filters (dated 1990-01-01 to 1990-01-02)")

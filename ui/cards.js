@@ -66,7 +66,14 @@ export default function (component) {
       line.append(why, ' ');
     }
     line.append(name);
-    card.append(line, el('div', 'px-folder', c.folder + (c.copies ? ` · ${c.copies}` : '')));
+    const folder = el('div', 'px-folder');
+    if (c.date) {
+      const date = el('span', 'px-date', c.date);
+      date.title = c.dated === 'taken' ? 'date taken (EXIF)' : 'file time (no date taken in the file)';
+      folder.append(date, ' · ');
+    }
+    folder.append(c.folder + (c.copies ? ` · ${c.copies}` : ''));
+    card.append(line, folder);
     return card;
   });
   grid.replaceChildren(...cards);

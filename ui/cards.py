@@ -11,6 +11,7 @@ picture's id), which reruns only the results fragment. Names and paths go in as 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 from functools import cache
@@ -52,6 +53,8 @@ def card_data(svc: Service, g: Group, label: str, folder: str) -> dict[str, Any]
         "label": label,
         "score": round(float(r.score), 6),
         "why": " · ".join(words),
+        "date": _date(r.taken_at if r.taken_at is not None else r.mtime),
+        "dated": "taken" if r.taken_at is not None else "file time",
         "copies": f"+{g.n_copies} {'copy' if g.n_copies == 1 else 'copies'}" if g.n_copies else "",
     }
     try:
@@ -59,6 +62,13 @@ def card_data(svc: Service, g: Group, label: str, folder: str) -> dict[str, Any]
     except PixseekError as e:  # unreadable now, or gone from the index since the search
         card["missing"] = e.message
     return card
+
+
+def _date(ts: float) -> str:
+    try:
+        return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d")
+    except (OverflowError, OSError, ValueError):
+        return ""
 
 
 def cards(items: list[dict[str, Any]], cols: int) -> int | None:
