@@ -31,9 +31,12 @@ if TYPE_CHECKING:
 
 MODES = ("hybrid", "semantic", "keyword")
 RRF_K = 60  # the constant of reciprocal rank fusion (the paper's value)
-# Weights of the two rankings (bench/hybrid.py, validation half of its query set; RESULTS.md).
+# Weights of the two rankings, measured by bench/hybrid.py on the val split of the Tux Paint photos
+# (RESULTS.md, "Hybrid search (issue 15)"): 1 : 2 had the best mean R@10 over descriptive and opaque
+# names among keyword weights <= 2 (1 : 1 ties a lone keyword hit with the lone semantic hit of the
+# same rank); above 2 the bm25 order of many name matches would outweigh their meaning.
 SEMANTIC_WEIGHT = 1.0
-KEYWORD_WEIGHT = 1.0
+KEYWORD_WEIGHT = 2.0
 MIN_DEPTH = 100  # each ranking contributes at least this many candidates
 MEANING_DEPTH = 24  # a result "matched on meaning" when it ranked this high by its vector (or within k)
 
