@@ -151,4 +151,6 @@ def _fuse(semantic: list[tuple[int, float]], found: list[tuple[int, float]], mod
     for weight, ranking in ((SEMANTIC_WEIGHT, semantic), (KEYWORD_WEIGHT, found)):
         for r, (i, _) in enumerate(ranking, 1):
             score[i] = score.get(i, 0.0) + weight / (RRF_K + r)
-    return sorted(score, key=lambda i: (-score[i], i))
+    # ties (a keyword-only and a meaning-only hit can sum alike) go to the better meaning
+    meaning_rank = {i: r for r, (i, _) in enumerate(semantic)}
+    return sorted(score, key=lambda i: (-score[i], meaning_rank.get(i, len(semantic)), i))

@@ -168,3 +168,21 @@ def test_keyword_rank_is_bounded_and_ordered_by_bm25(named):
         assert np.all(np.isfinite([s for _, s in got]))
         assert len(keywords.rank(store.conn, Match((), ("sunset",)), 1)) == 1
         assert keywords.rank(store.conn, Match(), 10) == []
+
+
+def test_the_sync_touches_only_what_changed(named, tiny):
+    db, root = named
+    with Store.open(db) as store, store.transaction():
+        assert keywords.sync(store.conn) == 0  # nothing changed since the index run's sync
+    save(draw(7), root / "receipts" / "parking ticket.png")
+    Indexer(db, encoder=tiny, batch_size=8).run([root])
+    with Store.open(db) as store:
+        (new_id,) = [i for i, _ in keywords.rank(store.conn, Match((), ("parking",)), 5)]
+        with store.transaction():
+            store.conn.execute("UPDATE keywords SET name = 'stale' WHERE rowid = ?", (new_id,))
+            assert keywords.sync(store.conn) == 0  # the digest says the row is in line: not rewritten
+            assert keywords.sync(store.conn, full=True) == 0  # nor by a full pass (digests, not the text)
+        got = keywords.matched_fields(
+            store.conn, Match((), ("cafe",)), [r[0] for r in store.conn.execute("SELECT id FROM images")]
+        )
+        assert sorted(f for fields in got.values() for f in fields) == ["file name"]  # "Café invoice", accents folded
