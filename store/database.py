@@ -25,6 +25,7 @@ from pixseek.errors import EmptyIndexError, IndexNotFoundError, ModelMismatchErr
 from . import migrations
 from .filters import UNDER_SQL, Filter, under_params
 from .paths import DataDir
+from .photos import PhotoStore, ensure_math
 from .rows import IMAGE_COLUMNS, ErrorRecord, ImageRow, vec_to_blob
 from .upkeep import ErrorLog, Health, RootLog
 from .writes import ImageWrites
@@ -89,7 +90,7 @@ def _journal(conn: sqlite3.Connection) -> str:
     return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
 
 
-class Store(ErrorLog, RootLog, Health, ImageWrites):
+class Store(ErrorLog, RootLog, Health, ImageWrites, PhotoStore):
     """One open pixseek database. Not thread-safe: one Store per thread."""
 
     def __init__(self, data_dir: DataDir, db: Any, *, readonly: bool = False):
@@ -127,6 +128,7 @@ class Store(ErrorLog, RootLog, Health, ImageWrites):
         try:
             conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute("PRAGMA synchronous = NORMAL")
+            ensure_math(conn)
             # another program's file is refused untouched; an empty one is made a database only by `create`
             migrations.upgrade(store.db, dd.db, readonly=readonly, create=create and not readonly)
             if create and not readonly and _journal(conn) != "wal":

@@ -71,6 +71,15 @@ def test_search_text_image_and_json(runner, indexed):
         "size",
         "mtime",
         "taken_at",
+        "date",
+        "camera",
+        "camera_make",
+        "camera_model",
+        "lens",
+        "latitude",
+        "longitude",
+        "altitude",
+        "place",
     }
     r = invoke(
         runner,

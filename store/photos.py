@@ -1,0 +1,190 @@
+"""What EXIF says about each image, in the images table: camera, lens, GPS position and named place.
+
+Mixed into :class:`~pixseek.store.database.Store`. The indexer writes a row's metadata with
+:meth:`PhotoStore.set_photo` in the transaction that writes the row (and later for rows indexed before
+it was read: :meth:`rows_without_photo`); the page's sidebar reads :meth:`facets`; ``pixseek stats``
+reads :meth:`photo_counts`. Every query here is served by the indexes of migration ``m006``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pixseek.exif import PhotoMeta, camera_name
+
+from .filters import UNDER_SQL, Filter, match_key, under_params
+from .rows import Place
+
+EXIF_VERSION = 1  # what a row's exif_version says once this reader has read its file; older rows are read again
+
+# Common names a country goes by beside its GeoNames name (matched by --place, never shown).
+COUNTRY_ALIASES = {"US": ("USA", "America"), "GB": ("UK", "Britain", "Great Britain"), "AE": ("UAE",)}
+
+
+def camera_names(make: str | None, model: str | None) -> list[str | None]:
+    """Every name ``--camera`` matches a camera by: make, the make's first word ("NIKON" of "NIKON
+    CORPORATION"), model, "make model" and the display name."""
+    short = make.split()[0] if make else None
+    both = f"{make} {model}" if make and model else None
+    return [make, short, model, both, camera_name(make, model)]
+
+
+def place_names(place: Place) -> list[str | None]:
+    """Every name ``--place`` matches a place by: the town (also without a district suffix such as
+    "Zürich (Kreis 1)"), county, region, country, its code and the country's usual other names."""
+    bare = place.city.split(" (", 1)[0] if place.city and " (" in place.city else None
+    aliases = COUNTRY_ALIASES.get(place.country_code or "", ())
+    return [place.city, bare, place.county, place.region, place.country, place.country_code, *aliases]
+
+
+@dataclass(frozen=True)
+class CameraCount:
+    name: str  # the display name: also a value --camera / Filter.cameras matches
+    make: str | None
+    model: str | None
+    count: int
+
+
+@dataclass(frozen=True)
+class CityCount:
+    city: str | None  # None: pictures in this country with no town near enough to name
+    region: str | None
+    value: str  # what --place / Filter.places takes to select exactly these ("Paris, Île-de-France, France")
+    count: int
+
+
+@dataclass(frozen=True)
+class CountryCount:
+    country: str
+    country_code: str | None
+    count: int
+    cities: tuple[CityCount, ...] = ()  # most pictures first
+
+
+@dataclass(frozen=True)
+class Facets:
+    """What the pictures a filter selects were taken with and where, with counts (most first)."""
+
+    total: int  # pictures the filter selects
+    with_camera: int
+    with_gps: int
+    cameras: tuple[CameraCount, ...] = ()
+    countries: tuple[CountryCount, ...] = field(default=())
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def ensure_math(conn: sqlite3.Connection) -> None:
+    """SQLite's math functions (``--near``'s distance) where this SQLite was built without them."""
+    try:
+        conn.execute("SELECT sin(0), cos(0), asin(0), sqrt(1), radians(0)").fetchone()
+    except sqlite3.OperationalError:
+        for name, fn in (("sin", math.sin), ("cos", math.cos), ("asin", math.asin), ("sqrt", math.sqrt)):
+            conn.create_function(name, 1, fn, deterministic=True)
+        conn.create_function("radians", 1, math.radians, deterministic=True)
+
+
+class PhotoStore:
+    conn: sqlite3.Connection
+
+    def set_photo(self, image_id: int, photo: PhotoMeta, place: Place | None) -> None:
+        """Record what EXIF says about a row's file (all of it: a field the file lacks is cleared)."""
+        cam = match_key(camera_names(photo.make, photo.model))
+        p = place or Place(None, None, None, None, None)
+        self.conn.execute(
+            "UPDATE images SET camera_make=?, camera_model=?, lens=?, gps_lat=?, gps_lon=?, gps_alt=?, "
+            "place_city=?, place_county=?, place_region=?, place_country=?, place_cc=?, camera_key=?, "
+            "place_key=?, exif_version=? WHERE id=?",
+            (
+                photo.make,
+                photo.model,
+                photo.lens,
+                photo.lat,
+                photo.lon,
+                photo.alt,
+                p.city,
+                p.county,
+                p.region,
+                p.country,
+                p.country_code,
+                cam,
+                match_key(place_names(p)) if place else None,
+                EXIF_VERSION,
+                image_id,
+            ),
+        )
+
+    def rows_without_photo(self, roots: Iterable[str]) -> list[tuple[int, str, int, int]]:
+        """(id, path, size, mtime_ns) of rows under ``roots`` whose file was not read for its EXIF by
+        this reader (indexed before it), in path order."""
+        out: dict[int, tuple[int, str, int, int]] = {}
+        for root in roots:
+            q = (
+                f"SELECT id, path, size, mtime_ns FROM images WHERE ({UNDER_SQL}) "
+                "AND (exif_version IS NULL OR exif_version < ?)"
+            )
+            for r in self.conn.execute(q, (*under_params(root), EXIF_VERSION)):
+                out[r[0]] = r
+        return sorted(out.values(), key=lambda r: r[1])
+
+    def photo_counts(self) -> dict[str, int]:
+        """How many images have an EXIF camera, a GPS position and a named place, and how many were
+        indexed before these were read and wait for the next ``pixseek index`` run."""
+        row = self.conn.execute(
+            "SELECT count(camera_key), count(gps_lat), count(place_key), "
+            "sum(exif_version IS NULL OR exif_version < ?) FROM images",
+            (EXIF_VERSION,),
+        ).fetchone()
+        return {"with_camera": row[0], "with_gps": row[1], "with_place": row[2], "exif_pending": row[3] or 0}
+
+    def facets(self, filter: Filter | None = None) -> Facets:
+        """Cameras, countries with their towns, and counts, among the images ``filter`` selects.
+
+        Each facet ignores its own part of the filter (cameras ignore ``cameras``; places ignore
+        ``places``), so the page can offer the other values of a facet beside the chosen ones."""
+        filt = filter or Filter()
+        where, params = filt.sql()
+        total, with_camera, with_gps = self.conn.execute(
+            f"SELECT count(*), count(camera_key), count(gps_lat) FROM images WHERE {where}", params
+        ).fetchone()
+        return Facets(
+            total,
+            with_camera,
+            with_gps,
+            self._camera_facet(dataclasses.replace(filt, cameras=())),
+            self._place_facet(dataclasses.replace(filt, places=())),
+        )
+
+    def _camera_facet(self, filt: Filter) -> tuple[CameraCount, ...]:
+        where, params = filt.sql()
+        counts: dict[str, CameraCount] = {}
+        for make, model, n in self.conn.execute(
+            f"SELECT camera_make, camera_model, count(*) FROM images WHERE camera_key IS NOT NULL AND {where} "
+            "GROUP BY camera_make, camera_model",
+            params,
+        ):
+            name = camera_name(make, model) or ""
+            seen = counts.get(name)  # one camera, its make spelled two ways: one entry
+            counts[name] = CameraCount(name, make, model, n + (seen.count if seen else 0))
+        return tuple(sorted(counts.values(), key=lambda c: (-c.count, c.name.casefold())))
+
+    def _place_facet(self, filt: Filter) -> tuple[CountryCount, ...]:
+        where, params = filt.sql()
+        cities: dict[tuple[str, str | None], list[CityCount]] = {}
+        for country, cc, region, city, n in self.conn.execute(
+            "SELECT place_country, place_cc, place_region, place_city, count(*) FROM images "
+            f"WHERE place_key IS NOT NULL AND {where} GROUP BY place_country, place_region, place_city, place_cc",
+            params,
+        ):
+            value = Place(city, None, region, country, cc).name
+            cities.setdefault((country or "", cc), []).append(CityCount(city, region, value, n))
+        countries = [
+            CountryCount(country, cc, sum(c.count for c in towns), tuple(sorted(towns, key=lambda c: -c.count)))
+            for (country, cc), towns in cities.items()
+        ]
+        return tuple(sorted(countries, key=lambda c: (-c.count, c.country.casefold())))
