@@ -26,7 +26,7 @@ from . import migrations
 from .filters import UNDER_SQL, Filter, under_params
 from .paths import DataDir
 from .photos import PhotoStore, ensure_math
-from .rows import IMAGE_COLUMNS, ErrorRecord, ImageRow, vec_to_blob
+from .rows import IMAGE_COLUMNS, IMAGE_FROM, ErrorRecord, ImageRow, vec_to_blob
 from .upkeep import ErrorLog, Health, RootLog
 from .writes import ImageWrites
 
@@ -278,13 +278,13 @@ class Store(ErrorLog, RootLog, Health, ImageWrites, PhotoStore):
         out: dict[int, ImageRow] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            q = f"SELECT {IMAGE_COLUMNS} FROM images WHERE id IN ({','.join('?' * len(chunk))})"
+            q = f"SELECT {IMAGE_COLUMNS} FROM {IMAGE_FROM} WHERE id IN ({','.join('?' * len(chunk))})"
             for r in self.conn.execute(q, chunk):
                 out[r[0]] = ImageRow(*r)
         return out
 
     def get_by_path(self, path: str) -> ImageRow | None:
-        r = self.conn.execute(f"SELECT {IMAGE_COLUMNS} FROM images WHERE path = ?", (path,)).fetchone()
+        r = self.conn.execute(f"SELECT {IMAGE_COLUMNS} FROM {IMAGE_FROM} WHERE path = ?", (path,)).fetchone()
         return ImageRow(*r) if r else None
 
     def iter_vectors(self, batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -6,9 +6,10 @@ A :class:`Filter` has two faces: the parameterised SQL ``WHERE`` clause the stor
 the vector search (exact scoring of a small selection, or a FAISS ``IDSelector`` for a large one),
 so a filtered query still returns its k best matches instead of whatever survives a post-filter.
 
-Camera and place names match whole names, folded (case and accents: ``zurich`` is ``Zürich``): each
-row keeps every name a filter may match in ``camera_key`` / ``place_key`` as ``|name|name|...|``
-(:func:`match_key`), so a filter is one ``instr`` per name, with no wildcard a user could type.
+Camera and place names match whole names, folded (case and accents: ``zurich`` is ``Zürich``): an
+image's row in table ``exif`` keeps every name a filter may match in ``camera_key`` / ``place_key`` as
+``|name|name|...|`` (:func:`match_key`), so a filter is one ``instr`` per name, with no wildcard a user
+could type. The EXIF conditions select ids from that narrow table, never reading the images' vectors.
 """
 
 from __future__ import annotations
@@ -166,6 +167,16 @@ class Filter:
         if self.min_side > 0:
             clauses.append("MIN(width, height) >= ?")
             params.append(int(self.min_side))
+        exif, exif_params = self._exif_sql()
+        if exif:
+            clauses.append(f"id IN (SELECT image_id FROM exif WHERE {exif})")
+            params += exif_params
+        return (" AND ".join(clauses) or "1"), params
+
+    def _exif_sql(self) -> tuple[str, list]:
+        """The conditions on table ``exif`` (camera, place, position), or "" when there are none."""
+        clauses: list[str] = []
+        params: list = []
         if self.cameras:
             clauses.append("(" + " OR ".join("instr(camera_key, ?) > 0" for _ in self.cameras) + ")")
             params += [f"|{fold(c)}|" for c in self.cameras]
@@ -182,7 +193,7 @@ class Filter:
             params += values
         elif self.has_gps:
             clauses.append("gps_lat IS NOT NULL")
-        return (" AND ".join(clauses) or "1"), params
+        return " AND ".join(clauses), params
 
     def describe(self) -> str:
         parts = []

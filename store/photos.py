@@ -1,9 +1,11 @@
-"""What EXIF says about each image, in the images table: camera, lens, GPS position and named place.
+"""What EXIF says about each image, in table ``exif`` (one row per image): camera, lens, GPS position
+and named place.
 
-Mixed into :class:`~pixseek.store.database.Store`. The indexer writes a row's metadata with
-:meth:`PhotoStore.set_photo` in the transaction that writes the row (and later for rows indexed before
-it was read: :meth:`rows_without_photo`); the page's sidebar reads :meth:`facets`; ``pixseek stats``
-reads :meth:`photo_counts`. Every query here is served by the indexes of migration ``m006``.
+Mixed into :class:`~pixseek.store.database.Store`. The indexer writes an image's row with
+:meth:`PhotoStore.set_photo` in the transaction that writes the image (and later for images indexed
+before it was read: :meth:`rows_without_photo`); the page's sidebar reads :meth:`facets`; ``pixseek
+stats`` reads :meth:`photo_counts`. The table is narrow so that a filter or a facet never reads the
+images' vectors, and without a filter each facet is served by one of its indexes alone.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class CameraCount:
 class CityCount:
     city: str | None  # None: pictures in this country with no town near enough to name
     region: str | None
-    value: str  # what --place / Filter.places takes to select exactly these ("Paris, Île-de-France, France")
+    value: str  # what --place / Filter.places takes to select them ("Paris, Île-de-France, France"; no town: region)
     count: int
 
 
@@ -93,14 +95,14 @@ class PhotoStore:
     conn: sqlite3.Connection
 
     def set_photo(self, image_id: int, photo: PhotoMeta, place: Place | None) -> None:
-        """Record what EXIF says about a row's file (all of it: a field the file lacks is cleared)."""
-        cam = match_key(camera_names(photo.make, photo.model))
+        """Record what EXIF says about an image's file (all of it: a field the file lacks is cleared)."""
         p = place or Place(None, None, None, None, None)
         self.conn.execute(
-            "UPDATE images SET camera_make=?, camera_model=?, lens=?, gps_lat=?, gps_lon=?, gps_alt=?, "
-            "place_city=?, place_county=?, place_region=?, place_country=?, place_cc=?, camera_key=?, "
-            "place_key=?, exif_version=? WHERE id=?",
+            "INSERT OR REPLACE INTO exif(image_id, camera_make, camera_model, lens, gps_lat, gps_lon, gps_alt, "
+            "place_city, place_county, place_region, place_country, place_cc, camera_key, place_key, exif_version) "
+            "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
+                image_id,
                 photo.make,
                 photo.model,
                 photo.lens,
@@ -112,20 +114,19 @@ class PhotoStore:
                 p.region,
                 p.country,
                 p.country_code,
-                cam,
+                match_key(camera_names(photo.make, photo.model)),
                 match_key(place_names(p)) if place else None,
                 EXIF_VERSION,
-                image_id,
             ),
         )
 
     def rows_without_photo(self, roots: Iterable[str]) -> list[tuple[int, str, int, int]]:
-        """(id, path, size, mtime_ns) of rows under ``roots`` whose file was not read for its EXIF by
+        """(id, path, size, mtime_ns) of images under ``roots`` whose file was not read for its EXIF by
         this reader (indexed before it), in path order."""
         out: dict[int, tuple[int, str, int, int]] = {}
         for root in roots:
             q = (
-                f"SELECT id, path, size, mtime_ns FROM images WHERE ({UNDER_SQL}) "
+                f"SELECT id, path, size, mtime_ns FROM images LEFT JOIN exif ON image_id = id WHERE ({UNDER_SQL}) "
                 "AND (exif_version IS NULL OR exif_version < ?)"
             )
             for r in self.conn.execute(q, (*under_params(root), EXIF_VERSION)):
@@ -135,23 +136,32 @@ class PhotoStore:
     def photo_counts(self) -> dict[str, int]:
         """How many images have an EXIF camera, a GPS position and a named place, and how many were
         indexed before these were read and wait for the next ``pixseek index`` run."""
-        row = self.conn.execute(
-            "SELECT count(camera_key), count(gps_lat), count(place_key), "
-            "sum(exif_version IS NULL OR exif_version < ?) FROM images",
-            (EXIF_VERSION,),
+        camera, gps, place = self.conn.execute(
+            "SELECT count(camera_key), count(gps_lat), count(place_key) FROM exif"
         ).fetchone()
-        return {"with_camera": row[0], "with_gps": row[1], "with_place": row[2], "exif_pending": row[3] or 0}
+        pending = self.conn.execute(
+            "SELECT count(*) FROM images WHERE id NOT IN (SELECT image_id FROM exif WHERE exif_version >= ?)",
+            (EXIF_VERSION,),
+        ).fetchone()[0]
+        return {"with_camera": camera, "with_gps": gps, "with_place": place, "exif_pending": pending}
 
     def facets(self, filter: Filter | None = None) -> Facets:
         """Cameras, countries with their towns, and counts, among the images ``filter`` selects.
 
         Each facet ignores its own part of the filter (cameras ignore ``cameras``; places ignore
-        ``places``), so the page can offer the other values of a facet beside the chosen ones."""
+        ``places``), so the page can offer the other values of a facet beside the chosen ones. Without a
+        filter every count comes from an index of table ``exif`` alone."""
         filt = filter or Filter()
-        where, params = filt.sql()
-        total, with_camera, with_gps = self.conn.execute(
-            f"SELECT count(*), count(camera_key), count(gps_lat) FROM images WHERE {where}", params
-        ).fetchone()
+        within, params = self._within(filt)
+        where, where_params = filt.sql()
+        total = self.conn.execute(f"SELECT count(*) FROM images WHERE {where}", where_params).fetchone()[0]
+        with_camera = self.conn.execute(
+            f"SELECT count(*) FROM exif WHERE (camera_make IS NOT NULL OR camera_model IS NOT NULL) AND {within}",
+            params,
+        ).fetchone()[0]
+        with_gps = self.conn.execute(
+            f"SELECT count(*) FROM exif WHERE gps_lat IS NOT NULL AND {within}", params
+        ).fetchone()[0]
         return Facets(
             total,
             with_camera,
@@ -160,29 +170,39 @@ class PhotoStore:
             self._place_facet(dataclasses.replace(filt, places=())),
         )
 
-    def _camera_facet(self, filt: Filter) -> tuple[CameraCount, ...]:
+    @staticmethod
+    def _within(filt: Filter) -> tuple[str, list]:
+        """A condition on table ``exif``: its image is one ``filt`` selects ("1" for no filter)."""
+        if not filt.active:
+            return "1", []
         where, params = filt.sql()
+        return f"image_id IN (SELECT id FROM images WHERE {where})", params
+
+    def _camera_facet(self, filt: Filter) -> tuple[CameraCount, ...]:
+        within, params = self._within(filt)
         counts: dict[str, CameraCount] = {}
         for make, model, n in self.conn.execute(
-            f"SELECT camera_make, camera_model, count(*) FROM images WHERE camera_key IS NOT NULL AND {where} "
-            "GROUP BY camera_make, camera_model",
+            f"SELECT camera_make, camera_model, count(*) FROM exif WHERE {within} GROUP BY camera_make, camera_model",
             params,
         ):
-            name = camera_name(make, model) or ""
+            name = camera_name(make, model)
+            if name is None:
+                continue
             seen = counts.get(name)  # one camera, its make spelled two ways: one entry
             counts[name] = CameraCount(name, make, model, n + (seen.count if seen else 0))
         return tuple(sorted(counts.values(), key=lambda c: (-c.count, c.name.casefold())))
 
     def _place_facet(self, filt: Filter) -> tuple[CountryCount, ...]:
-        where, params = filt.sql()
+        within, params = self._within(filt)
         cities: dict[tuple[str, str | None], list[CityCount]] = {}
-        for country, cc, region, city, n in self.conn.execute(
-            "SELECT place_country, place_cc, place_region, place_city, count(*) FROM images "
-            f"WHERE place_key IS NOT NULL AND {where} GROUP BY place_country, place_region, place_city, place_cc",
+        for country, region, city, cc, n in self.conn.execute(
+            "SELECT place_country, place_region, place_city, place_cc, count(*) FROM exif "
+            f"WHERE place_country IS NOT NULL AND {within} "
+            "GROUP BY place_country, place_region, place_city, place_cc",
             params,
         ):
             value = Place(city, None, region, country, cc).name
-            cities.setdefault((country or "", cc), []).append(CityCount(city, region, value, n))
+            cities.setdefault((country, cc), []).append(CityCount(city, region, value, n))
         countries = [
             CountryCount(country, cc, sum(c.count for c in towns), tuple(sorted(towns, key=lambda c: -c.count)))
             for (country, cc), towns in cities.items()

@@ -100,6 +100,8 @@ IMAGE_COLUMNS = (
     "camera_make, camera_model, lens, gps_lat, gps_lon, gps_alt, "
     "place_city, place_county, place_region, place_country, place_cc, exif_version"
 )
+# What IMAGE_COLUMNS are selected from: each image with its EXIF row, if it has one.
+IMAGE_FROM = "images LEFT JOIN exif ON exif.image_id = images.id"
 
 
 def vec_to_blob(v: np.ndarray) -> bytes:

@@ -226,35 +226,14 @@ def test_cli_filters_sort_and_errors(photo_index):
 # --- an index built before migration m006 -------------------------------------------------------------
 
 M006 = "m006_photo_metadata"
-M006_COLUMNS = [
-    "camera_make",
-    "camera_model",
-    "lens",
-    "gps_lat",
-    "gps_lon",
-    "gps_alt",
-    "place_city",
-    "place_county",
-    "place_region",
-    "place_country",
-    "place_cc",
-    "camera_key",
-    "place_key",
-    "exif_version",
-]
 
 
 def as_before_m006(db) -> None:
     """Turn an index into what pixseek wrote before m006: the schema of migrations m001..m005 exactly."""
     con = sqlite3.connect(db / "pixseek.db")
     with con:
-        for (name,) in con.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'images' AND name LIKE 'idx_images_%'"
-        ).fetchall():
-            if any(c in name for c in ("camera_make", "place_country", "gps_lat")):
-                con.execute(f"DROP INDEX {name}")
-        for column in M006_COLUMNS:
-            con.execute(f"ALTER TABLE images DROP COLUMN {column}")
+        con.execute("DROP TRIGGER exif_follows_images")
+        con.execute("DROP TABLE exif")
         con.execute("DELETE FROM migrations WHERE name = ?", (M006,))
         con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION - 1),))
     con.close()
@@ -274,7 +253,7 @@ def test_existing_index_gains_metadata_without_reembedding(photo_index, monkeypa
     as_before_m006(db)
     before = _vectors(db)
     con = sqlite3.connect(db / "pixseek.db")
-    assert not {c for (_, c, *_) in con.execute("PRAGMA table_info(images)")} & set(M006_COLUMNS)
+    assert not con.execute("SELECT name FROM sqlite_master WHERE name LIKE '%exif%'").fetchall()
     con.close()
     monkeypatch.setattr(indexer_mod, "for_indexing", lambda *a, **k: pytest.fail("model loaded"))
 
@@ -325,11 +304,14 @@ def test_metadata_of_changed_and_unreadable_files(photo_index, tiny):
     during the fill is left for a later run."""
     db, root = photo_index
     write_photo(root / "paris.jpg", 99, make="Canon", model="Canon EOS R6")  # no GPS now
+    (root / "sydney.jpg").unlink()
     s = Indexer(db, encoder=tiny).run([root])
-    assert s.updated == 1
+    assert (s.updated, s.removed) == (1, 1)
     with Store.open(db, readonly=True) as st:
         row = st.get_by_path(str(root / "paris.jpg"))
         assert row is not None and (row.camera, row.gps_lat, row.place) == ("Canon EOS R6", None, None)
+        assert st.conn.execute("SELECT count(*) FROM exif").fetchone()[0] == N_FILES - 1  # went with its image
+        assert st.photo_counts()["with_gps"] == 5
     as_before_m006(db)
     os.chmod(root / "nyc.jpg", 0)
     real_open = open
@@ -348,7 +330,7 @@ def test_metadata_of_changed_and_unreadable_files(photo_index, tiny):
     finally:
         builtins.open = builtins_open
         os.chmod(root / "nyc.jpg", 0o644)
-    assert s.metadata_filled == N_FILES - 1
+    assert s.metadata_filled == N_FILES - 2
     assert Indexer(db).run([root]).metadata_filled == 1
     with Store.open(db, readonly=True) as st:
         assert np.isclose(st.get_by_path(str(root / "nyc.jpg")).gps_lat or 0, 40.758)  # type: ignore[union-attr]
