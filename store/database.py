@@ -341,8 +341,13 @@ class Store(ErrorLog, RootLog, Health, ImageWrites, PhotoStore):
 
     def select_ids(self, filter: Filter) -> np.ndarray:
         """Ids of the images ``filter`` selects (its values are bound parameters, never SQL text)."""
-        where, params = filter.sql()
-        cur = self.conn.execute(f"SELECT id FROM images WHERE {where}", tuple(params))
+        if filter.exif_only:  # camera, place, position: the narrow exif table answers alone
+            filter.validate()
+            where, params = filter.exif_sql()
+            cur = self.conn.execute(f"SELECT image_id FROM exif WHERE {where}", tuple(params))
+        else:
+            where, params = filter.sql()
+            cur = self.conn.execute(f"SELECT id FROM images WHERE {where}", tuple(params))
         return np.fromiter((r[0] for r in cur), dtype=np.int64)
 
     def ids(self, limit: int | None = None) -> np.ndarray:

@@ -167,13 +167,18 @@ class Filter:
         if self.min_side > 0:
             clauses.append("MIN(width, height) >= ?")
             params.append(int(self.min_side))
-        exif, exif_params = self._exif_sql()
+        exif, exif_params = self.exif_sql()
         if exif:
             clauses.append(f"id IN (SELECT image_id FROM exif WHERE {exif})")
             params += exif_params
         return (" AND ".join(clauses) or "1"), params
 
-    def _exif_sql(self) -> tuple[str, list]:
+    @property
+    def exif_only(self) -> bool:
+        """Whether every condition is on table ``exif`` (camera, place, position): its ids alone answer."""
+        return self.active and not (self.folder or self.formats or self.date_from or self.date_to or self.min_side)
+
+    def exif_sql(self) -> tuple[str, list]:
         """The conditions on table ``exif`` (camera, place, position), or "" when there are none."""
         clauses: list[str] = []
         params: list = []

@@ -158,7 +158,7 @@ def test_sort_newest_orders_the_matches_by_date(photo_index, tiny):
 
 
 def test_facets(photo_index, tiny):
-    db, _ = photo_index
+    db, root = photo_index
     with Engine.open(db, encoder=tiny) as eng:
         f = eng.facets()
         assert (f.total, f.with_camera, f.with_gps) == (N_FILES, 10, 7)
@@ -185,6 +185,14 @@ def test_facets(photo_index, tiny):
             "louvre.jpg",
         }
         assert json.loads(json.dumps(f.to_dict()))["countries"][0]["cities"][0]["value"] == paris.value
+        near = eng.facets(Filter(near=(48.8566, 2.3522, 20.0)))
+        assert (near.total, near.with_camera, near.with_gps) == (3, 3, 3)
+        assert [(c.name, c.count) for c in near.cameras] == [("Canon EOS R5", 2), ("NIKON D750", 1)]
+        bad = eng.facets(Filter(folder=str(root / "bad")))
+        assert (bad.total, bad.with_camera, bad.with_gps, bad.countries) == (3, 2, 0, ())
+        assert [(c.name, c.count) for c in bad.cameras] == [("FUJIFILM X100V", 2)]
+        both = Filter(folder=str(root / "bad"), cameras=("fujifilm",))
+        assert eng.count(both) == 2 and eng.facets(both).total == 2
 
 
 def _cli(*args, check=True) -> subprocess.CompletedProcess:
