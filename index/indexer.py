@@ -28,7 +28,9 @@ from pixseek.store.database import vec_to_blob
 from pixseek.store.lock import DirLock
 
 from . import guard
+from .backfill import fill_photo_metadata
 from .pipeline import Job, Prepared, prepared_batches
+from .places import place_for
 from .plan import Plan, make_plan
 from .scan import normalize_roots
 from .writer import Writer, write_error
@@ -46,6 +48,7 @@ class Summary:
     aliases: int = 0  # paths reaching a file indexed under another path (symlinks, hard links): skipped
     kept: int = 0  # rows whose files were not found, kept because the scan looked untrustworthy
     embedded: int = 0  # images that went through the model
+    metadata_filled: int = 0  # rows indexed before camera and GPS were kept, given them now (no re-embedding)
     seconds: float = 0.0  # the whole run, model start-up included
     work_seconds: float = 0.0  # reading, decoding, embedding and writing (model start-up excluded)
     total: int = 0  # images in the index after the run
@@ -217,6 +220,9 @@ class Indexer:
             self._apply(store, vi, enc, plan, s)
         self._finish(store, vi, roots, plan, enc, s)
         s.work_seconds = time.perf_counter() - t_work
+        s.metadata_filled = fill_photo_metadata(store, roots, progress=self.progress)
+        with store.batch():  # last: the keyword index reads names, EXIF and what later stages added
+            store.sync_keywords()
         if enc is not None and self.export_encoders:
             export_for_cpu(enc)  # once per model: later CPU runs and `pixseek search` skip torch
         s.seconds = time.perf_counter() - t0
@@ -327,7 +333,6 @@ class Indexer:
                 if rs.path not in distrusted:
                     store.clear_errors_under(rs.path, keep=seen)
                     store.record_root(rs.path, rs.dev, rs.found)
-            store.sync_keywords()
         vi.remove(gone)
         s.removed = len(gone)
         s.kept = sum(k.rows for k in kept)
@@ -368,6 +373,7 @@ class Indexer:
                 s.failed += 1
                 return
             rid = store.insert_image(path=e.path, root=e.root, blob=blob, **_content(op, model_id))
+            self._write_photo(store, rid, it)
             added.append((rid, vec))
             s.added += 1
             return
@@ -383,9 +389,17 @@ class Indexer:
         else:  # update: new content at the same path
             assert op.vector is not None
             store.update_image(op.image_id, blob=vec_to_blob(op.vector), **_content(op, model_id))
+            self._write_photo(store, op.image_id, it)
             replaced.append(op.image_id)
             added.append((op.image_id, op.vector))
             s.updated += 1
+
+    @staticmethod
+    def _write_photo(store: Store, image_id: int, it: Prepared) -> None:
+        """Camera, lens, GPS and place of a file decoded in this run (one not decoded, a copy of a file
+        moved meanwhile, keeps exif_version NULL: the metadata stage at the end of the run reads it)."""
+        if it.photo is not None:
+            store.set_photo(image_id, it.photo, place_for(it.photo.lat, it.photo.lon))
 
     @staticmethod
     def _vector_for(store: Store, op: _Op) -> tuple[bytes | None, np.ndarray | None]:

@@ -17,6 +17,7 @@ import numpy as np
 from pixseek import faults
 from pixseek.decode import DEFAULT_MAX_FILE_BYTES, decode_bytes
 from pixseek.errors import ImageError
+from pixseek.exif import PhotoMeta
 
 from .scan import FileEntry
 
@@ -33,6 +34,7 @@ class Prepared:
     height: int | None = None
     fmt: str | None = None
     taken_at: float | None = None
+    photo: PhotoMeta | None = None  # camera, lens, GPS (None: the file was not decoded)
     error: ImageError | None = None
 
 
@@ -73,7 +75,7 @@ def prepare(
     faults.point("decode")
     try:
         d = decode_bytes(data, max_pixels=max_pixels, min_side=min_side)
-        p.width, p.height, p.fmt, p.taken_at = d.width, d.height, d.format, d.taken_at
+        p.width, p.height, p.fmt, p.taken_at, p.photo = d.width, d.height, d.format, d.taken_at, d.photo
         tensor = preprocess(d.image)
     except ImageError as e:
         p.error = e

@@ -203,6 +203,10 @@ def index_cmd(
         )
     for note in s.notes:
         click.echo(_show(note), err=True)
+    if s.metadata_filled:
+        n = s.metadata_filled
+        images = f"{n} image{'s' if n != 1 else ''}"
+        click.echo(f"read camera and GPS of {images} indexed before (no re-embedding)", err=True)
     if s.failed or s.known_failures:
         n = s.failed + s.known_failures
         click.echo(f"{n} file{'s' if n != 1 else ''} could not be indexed: see `pixseek errors`", err=True)
@@ -252,6 +256,30 @@ def forget_cmd(paths, db, as_json):
     help="Only images whose shorter side has this many pixels.",
 )
 @click.option(
+    "--camera",
+    "cameras",
+    multiple=True,
+    metavar="NAME",
+    help="Only photos taken with this camera (EXIF): its make, model or both, any case (repeatable).",
+)
+@click.option(
+    "--place",
+    "places",
+    multiple=True,
+    metavar="PLACE",
+    help="Only photos taken in this town, region or country (from their GPS), e.g. Paris or 'Paris, France' "
+    "(repeatable).",
+)
+@click.option("--near", default=None, metavar="LAT,LON,KM", help="Only photos taken within KM of a point (GPS).")
+@click.option("--has-gps", is_flag=True, help="Only photos with a GPS position.")
+@click.option(
+    "--sort",
+    type=click.Choice(["score", "newest", "oldest"]),
+    default="score",
+    show_default=True,
+    help="newest / oldest: the matches (after -k, --min-score and the filters) by date, EXIF time else file time.",
+)
+@click.option(
     "--mode",
     type=click.Choice(["hybrid", "semantic", "keyword"]),
     default="hybrid",
@@ -277,12 +305,17 @@ def search_cmd(
     until,
     min_side,
     mode,
+    cameras,
+    places,
+    near,
+    has_gps,
+    sort,
     as_json,
 ):
     """Search by text (QUERY), by example image (--image), or both; weights as TEXT::0.5."""
     from .errors import QueryError
     from .search import Engine, Filter
-    from .store.filters import parse_date
+    from .store.filters import parse_date, parse_near
 
     text = " ".join(query).strip()
     all_texts = ([text] if text else []) + list(texts)
@@ -294,10 +327,22 @@ def search_cmd(
         date_from=parse_date(since),
         date_to=parse_date(until),
         min_side=min_side,
+        cameras=tuple(cameras),
+        places=tuple(places),
+        near=parse_near(near),
+        has_gps=has_gps,
     ).validate()
     with Engine.open(db, model=model, device=device) as eng:
         results = eng.search(
-            all_texts, images, negatives, k, similar=similar, min_score=min_score, filter=filt, mode=mode
+            all_texts,
+            images,
+            negatives,
+            k,
+            similar=similar,
+            min_score=min_score,
+            filter=filt,
+            mode=mode,
+            sort=sort,
         )
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results]))
@@ -307,7 +352,16 @@ def search_cmd(
         return
     for r in results:
         why = f"  [{', '.join(r.why)}]" if r.why and list(r.why) != ["image meaning"] else ""
-        click.echo(f"{r.rank:>4}  {r.score:.4f}  {_show(r.path)}{why}")
+        day = f"{_day(r.date)}  " if sort != "score" else ""
+        click.echo(f"{r.rank:>4}  {r.score:.4f}  {day}{_show(r.path)}{why}")
+
+
+def _day(epoch: float) -> str:
+    """A date as YYYY-MM-DD in local time ("?" beyond what the platform's clock can show)."""
+    try:
+        return time.strftime("%Y-%m-%d", time.localtime(epoch))
+    except (OverflowError, OSError, ValueError):
+        return "?" + " " * 9
 
 
 @cli.command("stats")

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+from .exif import PhotoMeta, read_exif
 
 DEFAULT_MAX_PIXELS = 150_000_000  # 150 MP: medium-format photos pass, bombs do not
 DEFAULT_MAX_FILE_BYTES = 1 << 30  # 1 GiB
@@ -82,6 +83,7 @@ class Decoded:
     height: int
     format: str  # 'JPEG', 'PNG', ... as Pillow identified the content
     taken_at: float | None = None  # EXIF DateTimeOriginal (else DateTime) as a local-time epoch
+    photo: PhotoMeta | None = None  # camera, lens and GPS from EXIF (None: not read, e.g. a query picture)
 
 
 # EXIF tags: DateTimeOriginal lives in the Exif sub-IFD; DateTime (last change) in IFD0.
@@ -173,6 +175,7 @@ def decode_bytes(
         )
     orientation = _orientation(img)
     taken_at = _exif_date(img)
+    photo = read_exif(img)
     dw, dh = (h, w) if orientation in _TRANSPOSED else (w, h)
     try:
         with warnings.catch_warnings():
@@ -200,7 +203,20 @@ def decode_bytes(
         raise ImageError(f"out of memory decoding {w}x{h} image", stage="decode") from None
     except Exception as e:
         raise ImageError(f"cannot decode {fmt}: {_one_line(e)}", stage="decode") from None
-    return Decoded(rgb, dw, dh, fmt, taken_at)
+    return Decoded(rgb, dw, dh, fmt, taken_at, photo)
+
+
+def read_photo_meta(f) -> PhotoMeta:
+    """Camera, lens and GPS from an open file's header alone, no pixels decoded (for rows indexed before
+    pixseek kept them). Content that is no readable image gives an empty PhotoMeta, never an error."""
+    register_formats()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(f) as img:
+                return read_exif(img, header_only=True)
+    except Exception:  # not an image, a damaged header: no metadata
+        return PhotoMeta()
 
 
 def _one_line(e: BaseException) -> str:

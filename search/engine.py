@@ -22,12 +22,13 @@ from pixseek.models import Encoder, for_queries, load_torch
 from pixseek.models.export import cached_text_vectors
 from pixseek.store import DataDir, Filter, ImageRow, Store, VectorIndex
 from pixseek.store.ann import prompts, saved_prompt_vectors
+from pixseek.store.photos import Facets
 
 from . import hybrid
 from .calibrate import ScoreScale, calibrate
 from .groups import Group, fetch_groups
 from .query import Term, build_terms, check_terms, combine, split_weight
-from .results import MEANING, Result
+from .results import MEANING, SORTS, Result, by_date
 
 __all__ = ["Engine", "Result"]
 
@@ -239,7 +240,13 @@ class Engine:
         min_score: float | None = None,
         offset: int = 0,
         filter: Filter | None = None,
+        sort: str = "score",
     ) -> list[Result]:
+        """The ``k`` best matches of ``q`` from rank ``offset + 1``. ``sort``: "score" (the ranking), or
+        "newest" / "oldest": the first ``offset + k`` matches (after ``min_score`` and ``filter``) ordered
+        by date (EXIF capture time, else file time), then the ``k`` from ``offset``."""
+        if sort not in SORTS:
+            raise QueryError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
         if k < 1:
             raise QueryError("k must be at least 1")
         if offset < 0:
@@ -251,6 +258,8 @@ class Engine:
         pairs = [(i, s) for i, s in self.rank(q, want, filter) if i not in exclude]
         if min_score is not None:
             pairs = [(i, s) for i, s in pairs if s >= min_score]
+        if sort != "score":
+            return by_date(self.results(pairs[: offset + k]), sort)[offset:]
         return self.results(pairs[offset : offset + k], offset + 1)
 
     def search_groups(
@@ -264,12 +273,15 @@ class Engine:
         words: str = "",
         mode: str = "semantic",
         kind: str = "text",
+        sort: str = "score",
     ) -> tuple[list[Group], bool]:
         """The first ``n_groups`` pictures for query vector ``q``, copies (files with the same content)
         folded into one :class:`Group` each, and whether more pictures follow. Raw results are fetched
         in growing numbers until one group more than wanted turns up or none are left. ``words``: the
         query's text, for the keyword index in ``hybrid`` and ``keyword`` modes (and its quoted phrases
-        in every mode); ``kind``: "image" when a picture is in the query (for the score scale)."""
+        in every mode); ``kind``: "image" when a picture is in the query (for the score scale).
+        ``sort``: as in :meth:`search_vector`: "newest" orders the matches fetched by date, so a larger
+        page may show a newer match first that a smaller one had not fetched yet."""
         exclude = [int(i) for i in exclude]
         total = self.store.count()
         hybrid.check_mode(mode)
@@ -291,8 +303,9 @@ class Engine:
                     min_score=min_score,
                     exclude=skip,
                     meaning_floor=lambda: self.score_scale().thresholds(kind)[0],
+                    sort=sort,
                 )
-            return self.search_vector(q, k, exclude=exclude, min_score=min_score, filter=filter)
+            return self.search_vector(q, k, exclude=exclude, min_score=min_score, filter=filter, sort=sort)
 
         return fetch_groups(search, n_groups, total)
 
@@ -372,6 +385,7 @@ class Engine:
             min_score=kw.get("min_score"),
             exclude=frozenset(int(i) for i in kw.get("exclude", ())),
             meaning_floor=lambda: self.score_scale().thresholds(kind)[0],
+            sort=kw.get("sort", "score"),
         )
 
     def _stored(self, image_id: int) -> np.ndarray:
@@ -393,24 +407,14 @@ class Engine:
         for i, s in pairs:
             r = rows.get(i)
             if r is not None:
-                out.append(
-                    Result(
-                        start_rank + len(out),
-                        i,
-                        r.path,
-                        s,
-                        r.width,
-                        r.height,
-                        r.format,
-                        r.size,
-                        r.mtime_ns / 1e9,
-                        r.taken_at,
-                        r.hash or "",
-                        r.root or "",
-                        why.get(i, ()) if why is not None else (MEANING,),
-                    )
-                )
+                r_why = why.get(i, ()) if why is not None else (MEANING,)
+                out.append(Result.from_row(start_rank + len(out), s, r, r_why))
         return out
+
+    def facets(self, filter: Filter | None = None) -> Facets:
+        """Cameras, countries and towns with counts among the pictures ``filter`` selects, for a sidebar
+        (each facet ignores its own part of the filter: :meth:`Store.facets`)."""
+        return self.store.facets(filter)
 
     def get(self, image_id: int) -> ImageRow:
         row = self.store.get([int(image_id)]).get(int(image_id))

@@ -13,21 +13,32 @@ field its words were found in.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from pixseek.errors import QueryError
-from pixseek.store import keywords
+from pixseek.store import Store, keywords
 from pixseek.store.filters import Filter
 from pixseek.store.keywords import Match
 
-from .results import MEANING, Result
+from .results import MEANING, SORTS, Result, by_date
 
-if TYPE_CHECKING:
-    from .engine import Engine
+
+class Engine(Protocol):
+    """What fusion needs of :class:`~pixseek.search.engine.Engine` (named here: the engine imports this)."""
+
+    store: Store
+
+    def rank(self, q: np.ndarray, want: int, filter: Filter | None = None) -> list[tuple[int, float]]: ...
+    def rank_among(self, q: np.ndarray, want: int, selected: np.ndarray) -> list[tuple[int, float]]: ...
+    def _exact(self, q: np.ndarray, ids: Iterable[int], want: int) -> list[tuple[int, float]]: ...
+    def results(
+        self, pairs: Sequence[tuple[int, float]], start_rank: int = 1, why: dict[int, tuple[str, ...]] | None = None
+    ) -> list[Result]: ...
+
 
 MODES = ("hybrid", "semantic", "keyword")
 RRF_K = 60  # the constant of reciprocal rank fusion (the paper's value)
@@ -91,12 +102,16 @@ def search(
     min_score: float | None = None,
     exclude: set[int] | frozenset[int] = frozenset(),
     meaning_floor: Callable[[], float] | None = None,
+    sort: str = "score",
 ) -> list[Result]:
     """Results ``offset`` .. ``offset + k`` of a query with vector ``q`` (None in keyword mode) and
     keyword ``match``. ``min_score`` drops what only its meaning matched below that score.
     ``meaning_floor``: the score (asked only when needed) a result that matched by its words must reach
-    for its meaning to count as a reason too; "good" on the index's calibrated scale."""
+    for its meaning to count as a reason too; "good" on the index's calibrated scale. ``sort``: "newest"
+    or "oldest" orders the first ``offset + k`` matches by date (:func:`~pixseek.search.results.by_date`)."""
     check_mode(mode)
+    if sort not in SORTS:
+        raise QueryError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
     want = offset + k + len(exclude)
     depth = max(MIN_DEPTH, 2 * want)
     literal = keywords.literal_ids(eng.store.conn, match)
@@ -138,6 +153,9 @@ def search(
             continue
         why[i] = tuple(reasons)
         kept.append(i)
+    if sort != "score":
+        head = eng.results([(i, float(scores.get(i, 0.0))) for i in kept[: offset + k]], 1, why)
+        return by_date(head, sort)[offset:]
     page = kept[offset : offset + k]
     return eng.results([(i, float(scores.get(i, 0.0))) for i in page], offset + 1, why)
 

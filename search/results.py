@@ -3,8 +3,17 @@ engine and the grouping of copies, :mod:`pixseek.search.groups`, can both use it
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pixseek.errors import QueryError
+from pixseek.exif import camera_name
+from pixseek.store.rows import ImageRow, Place
+
+# How results may be ordered: by score (the ranking), or the ranked matches by date, newest or oldest first.
+SORTS = ("score", "newest", "oldest")
 
 MEANING = "image meaning"  # a result's ``why`` when its vector matched the query
 
@@ -23,7 +32,40 @@ class Result:
     taken_at: float | None = None  # EXIF capture time, when the file had one
     hash: str = ""  # the file's content hash: identical files (copies) share it; "" when unknown
     root: str = ""  # the indexed root folder the file was found under
+    camera_make: str | None = None  # EXIF Make, Model and lens, as the file says them
+    camera_model: str | None = None
+    lens: str | None = None
+    latitude: float | None = None  # EXIF GPS position in degrees (south and west negative)
+    longitude: float | None = None
+    altitude: float | None = None  # metres above sea level
+    place: Place | None = None  # the named place nearest to the position (offline GeoNames)
+
     why: tuple[str, ...] = ()  # what it matched on: "image meaning", "file name", "text in image", ...
+
+    @classmethod
+    def from_row(cls, rank: int, score: float, r: ImageRow, why: tuple[str, ...] = ()) -> Result:
+        return cls(
+            rank,
+            r.id,
+            r.path,
+            score,
+            r.width,
+            r.height,
+            r.format,
+            r.size,
+            r.mtime_ns / 1e9,
+            r.taken_at,
+            r.hash or "",
+            r.root or "",
+            r.camera_make,
+            r.camera_model,
+            r.lens,
+            r.gps_lat,
+            r.gps_lon,
+            r.gps_alt,
+            r.place,
+            why,
+        )
 
     @property
     def name(self) -> str:
@@ -33,8 +75,39 @@ class Result:
     def folder(self) -> str:
         return os.path.dirname(self.path)
 
+    @property
+    def date(self) -> float:
+        """When the picture was taken (EXIF) if known, else the file's modification time (epoch seconds)."""
+        return self.taken_at if self.taken_at is not None else self.mtime
+
+    @property
+    def camera(self) -> str | None:
+        """The camera as people name it ("Canon EOS R5", "Apple iPhone 12 Pro"), or None."""
+        return camera_name(self.camera_make, self.camera_model)
+
+    @property
+    def place_name(self) -> str | None:
+        """ "Paris, Île-de-France, France", or None."""
+        return self.place.name if self.place else None
+
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = dataclasses.asdict(self)
         d["score"] = round(float(self.score), 6)
         d["why"] = list(self.why)
+        d["date"] = self.date
+        d["camera"] = self.camera
+        d["place"] = self.place.to_dict() if self.place else None
         return d
+
+
+def by_date(results: Sequence[Result], sort: str) -> list[Result]:
+    """``results`` in the order ``sort`` asks for, ranks renumbered from the first one's rank: "score"
+    keeps the ranking; "newest" / "oldest" order by date (EXIF capture time, else file time), ties in
+    ranking order."""
+    if sort not in SORTS:
+        raise QueryError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
+    if sort == "score" or not results:
+        return list(results)
+    ordered = sorted(results, key=lambda r: r.date, reverse=sort == "newest")  # stable: ties keep their rank order
+    first = min(r.rank for r in results)
+    return [dataclasses.replace(r, rank=first + i) for i, r in enumerate(ordered)]

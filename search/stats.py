@@ -39,5 +39,6 @@ def collect(db_dir: str | os.PathLike | DataDir | None = None) -> dict:
             "faiss_bytes": _size(dd.faiss),
             "schema_version": int(store.meta("schema_version") or 0),
             "last_indexed": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(last))) if last else None,
+            **store.photo_counts(),
             "roots": store.roots(),
         }

@@ -25,7 +25,8 @@ from pixseek.errors import EmptyIndexError, IndexNotFoundError, ModelMismatchErr
 from . import migrations
 from .filters import UNDER_SQL, Filter, under_params
 from .paths import DataDir
-from .rows import IMAGE_COLUMNS, ErrorRecord, ImageRow, vec_to_blob
+from .photos import PhotoStore, ensure_math
+from .rows import IMAGE_COLUMNS, IMAGE_FROM, ErrorRecord, ImageRow, vec_to_blob
 from .upkeep import ErrorLog, Health, RootLog
 from .writes import ImageWrites
 
@@ -89,7 +90,7 @@ def _journal(conn: sqlite3.Connection) -> str:
     return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
 
 
-class Store(ErrorLog, RootLog, Health, ImageWrites):
+class Store(ErrorLog, RootLog, Health, ImageWrites, PhotoStore):
     """One open pixseek database. Not thread-safe: one Store per thread."""
 
     def __init__(self, data_dir: DataDir, db: Any, *, readonly: bool = False):
@@ -127,6 +128,7 @@ class Store(ErrorLog, RootLog, Health, ImageWrites):
         try:
             conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute("PRAGMA synchronous = NORMAL")
+            ensure_math(conn)
             # another program's file is refused untouched; an empty one is made a database only by `create`
             migrations.upgrade(store.db, dd.db, readonly=readonly, create=create and not readonly)
             if create and not readonly and _journal(conn) != "wal":
@@ -276,13 +278,13 @@ class Store(ErrorLog, RootLog, Health, ImageWrites):
         out: dict[int, ImageRow] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            q = f"SELECT {IMAGE_COLUMNS} FROM images WHERE id IN ({','.join('?' * len(chunk))})"
+            q = f"SELECT {IMAGE_COLUMNS} FROM {IMAGE_FROM} WHERE id IN ({','.join('?' * len(chunk))})"
             for r in self.conn.execute(q, chunk):
                 out[r[0]] = ImageRow(*r)
         return out
 
     def get_by_path(self, path: str) -> ImageRow | None:
-        r = self.conn.execute(f"SELECT {IMAGE_COLUMNS} FROM images WHERE path = ?", (path,)).fetchone()
+        r = self.conn.execute(f"SELECT {IMAGE_COLUMNS} FROM {IMAGE_FROM} WHERE path = ?", (path,)).fetchone()
         return ImageRow(*r) if r else None
 
     def iter_vectors(self, batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -339,8 +341,13 @@ class Store(ErrorLog, RootLog, Health, ImageWrites):
 
     def select_ids(self, filter: Filter) -> np.ndarray:
         """Ids of the images ``filter`` selects (its values are bound parameters, never SQL text)."""
-        where, params = filter.sql()
-        cur = self.conn.execute(f"SELECT id FROM images WHERE {where}", tuple(params))
+        if filter.exif_only:  # camera, place, position: the narrow exif table answers alone
+            filter.validate()
+            where, params = filter.exif_sql()
+            cur = self.conn.execute(f"SELECT image_id FROM exif WHERE {where}", tuple(params))
+        else:
+            where, params = filter.sql()
+            cur = self.conn.execute(f"SELECT id FROM images WHERE {where}", tuple(params))
         return np.fromiter((r[0] for r in cur), dtype=np.int64)
 
     def ids(self, limit: int | None = None) -> np.ndarray:

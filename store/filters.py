@@ -1,9 +1,15 @@
-"""Metadata filters that narrow the candidates *before* ranking: folder, file type, date, size.
+"""Metadata filters that narrow the candidates *before* ranking: folder, file type, date, size, and
+what EXIF says: camera, place, a distance from a point, having a GPS position.
 
 A :class:`Filter` has two faces: the parameterised SQL ``WHERE`` clause the store selects ids with
 (:meth:`Store.select_ids`), and a description for people. The matching row ids are then handed to
 the vector search (exact scoring of a small selection, or a FAISS ``IDSelector`` for a large one),
 so a filtered query still returns its k best matches instead of whatever survives a post-filter.
+
+Camera and place names match whole names, folded (case and accents: ``zurich`` is ``Zürich``): an
+image's row in table ``exif`` keeps every name a filter may match in ``camera_key`` / ``place_key`` as
+``|name|name|...|`` (:func:`match_key`), so a filter is one ``instr`` per name, with no wildcard a user
+could type. The EXIF conditions select ids from that narrow table, never reading the images' vectors.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pixseek.decode import FORMAT_NAMES
@@ -30,6 +38,39 @@ def under_params(root: str) -> tuple[str, str, str]:
 
 # The date a picture carries: its EXIF capture time when the indexer found one, else the file time.
 DATE_SQL = "COALESCE(taken_at, mtime_ns / 1e9)"
+
+EARTH_KM = 6371.0088  # the mean Earth radius (IUGG)
+MAX_KM = math.pi * EARTH_KM  # half the circumference: every point on Earth is nearer than that
+# The great-circle distance in km from a point (3 parameters: lat, lat, lon in degrees) to a row's position.
+DISTANCE_SQL = (
+    "2 * 6371.0088 * asin(min(1, sqrt("
+    "sin(radians(gps_lat - ?) / 2) * sin(radians(gps_lat - ?) / 2) + "
+    "cos(radians(?)) * cos(radians(gps_lat)) * sin(radians(gps_lon - ?) / 2) * sin(radians(gps_lon - ?) / 2))))"
+)
+
+
+def fold(text: str) -> str:
+    """A name as filters compare it: case folded, accents dropped, spaces collapsed ("Zürich " -> "zurich")."""
+    decomposed = unicodedata.normalize("NFKD", str(text).casefold())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(plain.replace("|", " ").split())
+
+
+def match_key(names: Iterable[str | None]) -> str | None:
+    """``|name|other name|``: the folded names a row answers to (None when it has none)."""
+    folded = []
+    for n in names:
+        f = fold(n) if n else ""
+        if f and f not in folded:
+            folded.append(f)
+    return "|" + "|".join(folded) + "|" if folded else None
+
+
+def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """The great-circle (haversine) distance in km, as DISTANCE_SQL computes it."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
 def _day_start(d: dt.date) -> float:
@@ -61,10 +102,24 @@ class Filter:
     date_from: dt.date | None = None  # inclusive, local time
     date_to: dt.date | None = None  # inclusive, local time (the whole day)
     min_side: int = 0  # the shorter side, in pixels
+    cameras: tuple[str, ...] = ()  # any of these: a make, a model, or "make model" (folded)
+    places: tuple[str, ...] = ()  # any of these: a town, county, region, country (code); "Paris, France": all parts
+    near: tuple[float, float, float] | None = None  # (lat, lon, km): taken within km of the point
+    has_gps: bool = False  # only pictures with a GPS position
 
     @property
     def active(self) -> bool:
-        return bool(self.folder or self.formats or self.date_from or self.date_to or self.min_side > 0)
+        return bool(
+            self.folder
+            or self.formats
+            or self.date_from
+            or self.date_to
+            or self.min_side > 0
+            or self.cameras
+            or self.places
+            or self.near
+            or self.has_gps
+        )
 
     def validate(self) -> Filter:
         if self.folder is not None:
@@ -80,6 +135,14 @@ class Filter:
             raise QueryError(f"minimum size must be at most {MAX_SIDE:,} pixels")
         for f in self.formats:
             format_name(f)
+        for c in self.cameras:
+            if not fold(c):
+                raise QueryError("empty camera name: give a make, a model or both, e.g. 'Canon EOS R5'")
+        for p in self.places:
+            if not all(fold(part) for part in str(p).split(",")):
+                raise QueryError(f"place {p!r} has an empty part: give a town, region or country, e.g. 'Paris, France'")
+        if self.near is not None:
+            check_near(*self.near, text=",".join(f"{x:g}" for x in self.near))
         return self
 
     def sql(self) -> tuple[str, list]:
@@ -104,7 +167,38 @@ class Filter:
         if self.min_side > 0:
             clauses.append("MIN(width, height) >= ?")
             params.append(int(self.min_side))
+        exif, exif_params = self.exif_sql()
+        if exif:
+            clauses.append(f"id IN (SELECT image_id FROM exif WHERE {exif})")
+            params += exif_params
         return (" AND ".join(clauses) or "1"), params
+
+    @property
+    def exif_only(self) -> bool:
+        """Whether every condition is on table ``exif`` (camera, place, position): its ids alone answer."""
+        return self.active and not (self.folder or self.formats or self.date_from or self.date_to or self.min_side)
+
+    def exif_sql(self) -> tuple[str, list]:
+        """The conditions on table ``exif`` (camera, place, position), or "" when there are none."""
+        clauses: list[str] = []
+        params: list = []
+        if self.cameras:
+            clauses.append("(" + " OR ".join("instr(camera_key, ?) > 0" for _ in self.cameras) + ")")
+            params += [f"|{fold(c)}|" for c in self.cameras]
+        if self.places:
+            any_place = []
+            for place in self.places:
+                parts = [f"|{fold(part)}|" for part in str(place).split(",")]
+                any_place.append("(" + " AND ".join("instr(place_key, ?) > 0" for _ in parts) + ")")
+                params += parts
+            clauses.append("(" + " OR ".join(any_place) + ")")
+        if self.near is not None:
+            where, values = near_sql(*self.near)
+            clauses.append(where)
+            params += values
+        elif self.has_gps:
+            clauses.append("gps_lat IS NOT NULL")
+        return " AND ".join(clauses), params
 
     def describe(self) -> str:
         parts = []
@@ -116,7 +210,71 @@ class Filter:
             parts.append(f"dated {self.date_from or '…'} to {self.date_to or '…'}")
         if self.min_side:
             parts.append(f"at least {self.min_side} px")
+        if self.cameras:
+            parts.append("camera " + " or ".join(self.cameras))
+        if self.places:
+            parts.append("at " + " or ".join(self.places))
+        if self.near is not None:
+            lat, lon, km = self.near
+            parts.append(f"within {km:g} km of {lat:g},{lon:g}")
+        elif self.has_gps:
+            parts.append("with a GPS position")
         return ", ".join(parts) or "no filter"
+
+
+def near_sql(lat: float, lon: float, km: float) -> tuple[str, list]:
+    """``(where, params)`` for "within ``km`` of (lat, lon)": a bounding box an index can range-scan,
+    then the exact great-circle distance of the rows inside it."""
+    r = km / EARTH_KM  # the radius as an angle
+    dlat = math.degrees(r)
+    clauses = ["gps_lat BETWEEN ? AND ?"]
+    params: list = [lat - dlat, lat + dlat]
+    if abs(lat) + dlat < 90:  # the circle reaches no pole: its longitudes are bounded too
+        dlon = math.degrees(math.asin(min(1.0, math.sin(r) / math.cos(math.radians(lat)))))
+        lo, hi = lon - dlon, lon + dlon
+        if lo < -180:  # across the antimeridian: two ranges
+            clauses.append("(gps_lon >= ? OR gps_lon <= ?)")
+            params += [lo + 360, hi]
+        elif hi > 180:
+            clauses.append("(gps_lon >= ? OR gps_lon <= ?)")
+            params += [lo, hi - 360]
+        else:
+            clauses.append("gps_lon BETWEEN ? AND ?")
+            params += [lo, hi]
+    clauses.append(f"{DISTANCE_SQL} <= ?")
+    params += [lat, lat, lat, lon, lon, km]
+    return "(" + " AND ".join(clauses) + ")", params
+
+
+def check_near(lat: float, lon: float, km: float, *, text: str) -> tuple[float, float, float]:
+    """The point and radius, checked; a QueryError naming what is wrong otherwise."""
+    hint = "give LAT,LON,KM in degrees and km, e.g. 48.8566,2.3522,10"
+    if not all(math.isfinite(x) for x in (lat, lon, km)):
+        raise QueryError(f"invalid near {text!r}: the numbers must be finite", hint=hint)
+    if not -90 <= lat <= 90:
+        raise QueryError(f"invalid near {text!r}: latitude {lat:g} is not between -90 and 90", hint=hint)
+    if not -180 <= lon <= 180:
+        raise QueryError(f"invalid near {text!r}: longitude {lon:g} is not between -180 and 180", hint=hint)
+    if not 0 < km <= MAX_KM:
+        limit = f"{MAX_KM:,.0f}"
+        raise QueryError(f"invalid near {text!r}: the radius {km:g} km is not between 0 and {limit} km", hint=hint)
+    return float(lat), float(lon), float(km)
+
+
+def parse_near(text: str | None) -> tuple[float, float, float] | None:
+    """``LAT,LON,KM`` -> (lat, lon, km), checked (for the CLI); raises QueryError in one line."""
+    if text is None:
+        return None
+    parts = str(text).split(",")
+    try:
+        if len(parts) != 3:
+            raise ValueError
+        lat, lon, km = (float(p) for p in parts)
+    except ValueError:
+        raise QueryError(
+            f"invalid near {text!r}: use LAT,LON,KM (three numbers), e.g. 48.8566,2.3522,10",
+        ) from None
+    return check_near(lat, lon, km, text=str(text).strip())
 
 
 def parse_date(text: str | None) -> dt.date | None:

@@ -99,6 +99,45 @@ def m006_keywords(db: Any) -> None:
     keywords.sync(db.conn)
 
 
+@migration
+def m007_photo_metadata(db: Any) -> None:
+    """Camera, lens and GPS position from EXIF, and the place named offline from the position, one row
+    per image in table ``exif`` (narrow, so a filter or a facet never reads the images' vectors), for
+    the ``--camera``, ``--place``, ``--near`` and ``--has-gps`` filters and the page's facets.
+    ``camera_key`` and ``place_key`` hold every name a filter matches, folded (case and accents).
+    ``exif_version`` says which reader filled a row; images with no row (indexed before) get one on the
+    next ``pixseek index`` run, from their files' headers, without re-embedding (:mod:`pixseek.index.backfill`).
+    A trigger deletes an image's row with the image."""
+    db["exif"].create(
+        {
+            "image_id": int,
+            "camera_make": str,
+            "camera_model": str,
+            "lens": str,
+            "gps_lat": float,
+            "gps_lon": float,
+            "gps_alt": float,
+            "place_city": str,
+            "place_county": str,
+            "place_region": str,
+            "place_country": str,
+            "place_cc": str,
+            "camera_key": str,
+            "place_key": str,
+            "exif_version": int,
+            "read_at": float,
+        },
+        pk="image_id",
+    )
+    db["exif"].create_index(["camera_make", "camera_model"])  # the camera facet, from the index alone
+    db["exif"].create_index(["place_country", "place_region", "place_city", "place_cc"])  # the place facet
+    db["exif"].create_index(["gps_lat", "gps_lon"])  # --near's bounding box, --has-gps
+    db["exif"].create_index(["read_at"])  # what changed since the keyword index's last sync
+    db.execute(
+        "CREATE TRIGGER exif_follows_images AFTER DELETE ON images BEGIN DELETE FROM exif WHERE image_id = old.id; END"
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -17,7 +17,15 @@ PACKAGE_DIRS: dict[str, str] = tomllib.loads((ROOT / "pyproject.toml").read_text
 
 # Each layer and the layers it may import (itself included). Nothing imports the page but the CLI,
 # which launches it.
-CORE = {"pixseek.errors", "pixseek.settings", "pixseek.fileio", "pixseek.faults", "pixseek.decode", "pixseek"}
+CORE = {
+    "pixseek.errors",
+    "pixseek.settings",
+    "pixseek.fileio",
+    "pixseek.faults",
+    "pixseek.decode",
+    "pixseek.exif",
+    "pixseek",
+}
 ALLOWED = {
     "core": {"core"},
     "models": {"core", "models"},

@@ -72,6 +72,15 @@ def test_search_text_image_and_json(runner, indexed):
         "mtime",
         "taken_at",
         "why",
+        "date",
+        "camera",
+        "camera_make",
+        "camera_model",
+        "lens",
+        "latitude",
+        "longitude",
+        "altitude",
+        "place",
     }
     assert res[0]["why"] == ["image meaning"]
     r = invoke(
