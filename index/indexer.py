@@ -28,6 +28,7 @@ from pixseek.store.database import vec_to_blob
 from pixseek.store.lock import DirLock
 
 from . import guard
+from .hashfill import fill_hashes
 from .pipeline import Job, Prepared, prepared_batches
 from .plan import Plan, make_plan
 from .scan import normalize_roots
@@ -46,6 +47,7 @@ class Summary:
     aliases: int = 0  # paths reaching a file indexed under another path (symlinks, hard links): skipped
     kept: int = 0  # rows whose files were not found, kept because the scan looked untrustworthy
     embedded: int = 0  # images that went through the model
+    hashed: int = 0  # rows indexed before perceptual hashes were kept that got theirs (no re-embedding)
     seconds: float = 0.0  # the whole run, model start-up included
     work_seconds: float = 0.0  # reading, decoding, embedding and writing (model start-up excluded)
     total: int = 0  # images in the index after the run
@@ -91,6 +93,7 @@ def _content(op: _Op, model_id: str) -> dict:
         "fmt": it.fmt,
         "model_id": model_id,
         "taken_at": it.taken_at,
+        "phash": it.phash,
         "dev": e.dev,
         "inode": e.inode,
     }
@@ -216,6 +219,9 @@ class Indexer:
             self._apply(store, vi, enc, plan, s)
         self._finish(store, vi, roots, plan, enc, s)
         s.work_seconds = time.perf_counter() - t_work
+        s.hashed = fill_hashes(
+            store, plan, workers=self.decode_workers(), max_pixels=self.max_pixels, progress=self.progress
+        )
         if enc is not None and self.export_encoders:
             export_for_cpu(enc)  # once per model: later CPU runs and `pixseek search` skip torch
         s.seconds = time.perf_counter() - t0

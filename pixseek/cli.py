@@ -201,6 +201,8 @@ def index_cmd(
             "(symlinks, hard links): one file is one image",
             err=True,
         )
+    if s.hashed:
+        click.echo(f"perceptual hashes filled for {s.hashed} images indexed before (nothing re-embedded)", err=True)
     for note in s.notes:
         click.echo(_show(note), err=True)
     if s.failed or s.known_failures:
@@ -251,6 +253,7 @@ def forget_cmd(paths, db, as_json):
     type=click.IntRange(0, MAX_SQL_INT),
     help="Only images whose shorter side has this many pixels.",
 )
+@click.option("--hide-dupes", is_flag=True, help="Leave out near-duplicates of a better result (see `pixseek dupes`).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def search_cmd(
     query,
@@ -268,6 +271,7 @@ def search_cmd(
     since,
     until,
     min_side,
+    hide_dupes,
     as_json,
 ):
     """Search by text (QUERY), by example image (--image), or both; weights as TEXT::0.5."""
@@ -287,7 +291,9 @@ def search_cmd(
         min_side=min_side,
     ).validate()
     with Engine.open(db, model=model, device=device) as eng:
-        results = eng.search(all_texts, images, negatives, k, similar=similar, min_score=min_score, filter=filt)
+        results = eng.search(
+            all_texts, images, negatives, k, similar=similar, min_score=min_score, filter=filt, hide_dupes=hide_dupes
+        )
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results]))
         return
@@ -621,6 +627,10 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cli(prog_name="pixseek")
 
+
+from .cli_dupes import dupes_cmd  # noqa: E402  (registered last: it imports nothing from here)
+
+cli.add_command(dupes_cmd)
 
 if __name__ == "__main__":
     main()

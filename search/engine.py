@@ -24,6 +24,8 @@ from pixseek.store import DataDir, Filter, ImageRow, Store, VectorIndex
 from pixseek.store.ann import prompts, saved_prompt_vectors
 
 from .calibrate import ScoreScale, calibrate
+from .dupe_rule import DupeRule, dupe_rule
+from .dupes import near_duplicate_ids
 from .groups import Group, fetch_groups
 from .query import Term, build_terms, check_terms, combine
 from .results import Result
@@ -56,6 +58,7 @@ class Engine:
         self.max_pixels = max_pixels
         self._rebuilt_at = time.monotonic()
         self._scale: tuple[int, ScoreScale] | None = None  # (vectors' generation, its score scale)
+        self._dupe_rule: tuple[int, DupeRule] | None = None  # (vectors' generation, its duplicate rule)
 
     @classmethod
     def open(
@@ -159,6 +162,19 @@ class Engine:
             self._scale = (generation, calibrate(self.store, text))
         return self._scale[1]
 
+    def dupe_rule(self) -> DupeRule:
+        """When two pictures of this index are near-duplicates (:mod:`pixseek.search.dupe_rule`), once
+        per generation of the vectors."""
+        generation = self.vectors.generation
+        if self._dupe_rule is None or self._dupe_rule[0] != generation:
+            self._dupe_rule = (generation, dupe_rule(self.store))
+        return self._dupe_rule[1]
+
+    def near_duplicates(self, ids: Sequence[int], *, copies: bool = True) -> dict[int, int]:
+        """{hidden id: the better-ranked id it repeats} among ranked result ids (see
+        :func:`pixseek.search.dupes.near_duplicate_ids`)."""
+        return near_duplicate_ids(self.store, ids, self.dupe_rule(), copies=copies)
+
     # --- encoding ---------------------------------------------------------------------------------
     def encode_text(self, text: str) -> np.ndarray:
         if not text or not text.strip():
@@ -234,7 +250,13 @@ class Engine:
         min_score: float | None = None,
         offset: int = 0,
         filter: Filter | None = None,
+        hide_dupes: bool = False,
+        hide_copies: bool = True,
     ) -> list[Result]:
+        """The ``k`` best results after ``offset``. ``hide_dupes``: leave out results that are
+        near-duplicates of a better-ranked one or of an excluded picture (identical files too, unless
+        ``hide_copies`` is False), ranking deeper so that ``k`` results still come back when there are
+        that many."""
         if k < 1:
             raise QueryError("k must be at least 1")
         if offset < 0:
@@ -243,9 +265,20 @@ class Engine:
             raise QueryError(f"minimum score {min_score} is not a finite number")
         exclude = set(int(i) for i in exclude)
         want = offset + k + len(exclude)
-        pairs = [(i, s) for i, s in self.rank(q, want, filter) if i not in exclude]
-        if min_score is not None:
-            pairs = [(i, s) for i, s in pairs if s >= min_score]
+        while True:
+            ranked = self.rank(q, want, filter)
+            pairs = [(i, s) for i, s in ranked if i not in exclude]
+            if min_score is not None:
+                pairs = [(i, s) for i, s in pairs if s >= min_score]
+            if not hide_dupes:
+                break
+            # the excluded pictures (the one a "more like this" starts from) count as shown first
+            hidden = self.near_duplicates(sorted(exclude) + [i for i, _ in pairs], copies=hide_copies)
+            pairs = [(i, s) for i, s in pairs if i not in hidden]
+            below = min_score is not None and len(ranked) and ranked[-1][1] < min_score
+            if len(pairs) >= offset + k or len(ranked) < want or below or want >= self.store.count():
+                break
+            want *= 2
         return self.results(pairs[offset : offset + k], offset + 1)
 
     def search_groups(
@@ -256,15 +289,19 @@ class Engine:
         filter: Filter | None = None,
         min_score: float | None = None,
         exclude: Iterable[int] = (),
+        hide_dupes: bool = False,
     ) -> tuple[list[Group], bool]:
         """The first ``n_groups`` pictures for query vector ``q``, copies (files with the same content)
         folded into one :class:`Group` each, and whether more pictures follow. Raw results are fetched
-        in growing numbers until one group more than wanted turns up or none are left."""
+        in growing numbers until one group more than wanted turns up or none are left. ``hide_dupes``:
+        near-duplicates of a better-ranked picture are left out (copies still fold into their card)."""
         exclude = [int(i) for i in exclude]
         total = self.store.count()
 
         def search(k: int) -> list[Result]:
-            return self.search_vector(q, k, exclude=exclude, min_score=min_score, filter=filter)
+            return self.search_vector(
+                q, k, exclude=exclude, min_score=min_score, filter=filter, hide_dupes=hide_dupes, hide_copies=False
+            )
 
         return fetch_groups(search, n_groups, total)
 

@@ -23,6 +23,7 @@ from pixseek import faults
 from pixseek.errors import EmptyIndexError, IndexNotFoundError, ModelMismatchError, StoreError
 
 from . import migrations
+from .dupe_rows import DupeRows
 from .filters import UNDER_SQL, Filter, under_params
 from .paths import DataDir
 from .rows import IMAGE_COLUMNS, ErrorRecord, ImageRow, vec_to_blob
@@ -89,7 +90,7 @@ def _journal(conn: sqlite3.Connection) -> str:
     return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
 
 
-class Store(ErrorLog, RootLog, Health, ImageWrites):
+class Store(ErrorLog, RootLog, Health, ImageWrites, DupeRows):
     """One open pixseek database. Not thread-safe: one Store per thread."""
 
     def __init__(self, data_dir: DataDir, db: Any, *, readonly: bool = False):
