@@ -135,7 +135,7 @@ def _check(moves: list[Move]) -> None:
     """Refuse before anything moves: a source changed or gone, or a target already taken."""
     for m in moves:
         try:
-            st = os.stat(m.source, follow_symlinks=False)
+            st = os.stat(m.source)  # a symlink is moved as the link, and checked as what it points to
         except OSError as e:
             raise DuplicatesError(
                 f"cannot move {m.source}: {e.strerror or e}", hint="run `pixseek index` on its folder first"
@@ -236,7 +236,11 @@ def move_file(source: str | os.PathLike, target: str | os.PathLike) -> None:
         finally:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
-    os.unlink(src)
+    try:
+        os.unlink(src)
+    except OSError:  # the source stays (a read-only folder): take back the new name, so no copy lingers
+        os.unlink(dst)
+        raise
 
 
 def _write_log(path: Path, header: dict, moves: list[Move]) -> None:

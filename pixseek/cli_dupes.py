@@ -49,7 +49,7 @@ def _print_report(report) -> None:
             dims = f"{f.width}x{f.height}" if f.width and f.height else "?"
             why = (
                 ""
-                if f.keep
+                if f.keep or f.kind == "exact"  # identical bytes: nothing to add
                 else f"  score {f.score:.3f}" + (f", hash {f.hash_distance}" if f.hash_distance is not None else "")
             )
             label = "keep" if f.keep else f.kind

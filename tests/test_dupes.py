@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pixseek.index.indexer import Indexer
 from pixseek.models import load_torch
-from pixseek.search import Engine
+from pixseek.search import Engine, Filter
 from pixseek.search.dupe_rule import dupe_rule
 from pixseek.search.dupes import find_duplicates, near_duplicate_ids
 from pixseek.store import Store
@@ -191,6 +191,10 @@ def test_search_hides_near_duplicates(photo_set, photo):
         assert coffee is not None and copy is not None and set(ranked) == {coffee.id, copy.id}
         assert near_duplicate_ids(eng.store, ranked, eng.dupe_rule()) == {ranked[1]: ranked[0]}
         assert near_duplicate_ids(eng.store, ranked, eng.dupe_rule(), copies=False) == {}
+        # the review page's call, over everything or a folder
+        assert [g.kind for g in eng.duplicates().groups] == ["exact", "similar"]
+        edited = eng.duplicates(filter=Filter(folder=str(p["cat-small"].parent)))
+        assert [sorted(Path(f.path).name for f in g.files) for g in edited.groups] == [["cat-crop.png", "cat-small.jpg"]]
         # grouped results keep the copy on its card while near-duplicates go
         groups, _ = eng.search_groups(eng.encode_image(p["cat"]), 3, hide_dupes=True)
         names = [Path(g.best.path).name for g in groups]
