@@ -172,7 +172,8 @@ class Engine:
 
     def duplicates(self, kinds: Iterable[str] | None = None, filter: Filter | None = None) -> DupeReport:
         """Groups of near-duplicates among the index's pictures (those ``filter`` selects), for a review
-        page: see :func:`pixseek.search.dupes.find_duplicates`. Reads only; seconds per 10k pictures."""
+        page: see :func:`pixseek.search.dupes.find_duplicates`. Reads only; time grows with the square of
+        the pictures (bench/RESULTS.md: minutes at 100k on 2 cores), so a page should cache it."""
         ids = self.store.select_ids(filter) if filter is not None and filter.active else None
         return find_duplicates(self.store, self.dupe_rule(), kinds=kinds, ids=ids)
 
