@@ -29,6 +29,7 @@ from pixseek.store.lock import DirLock
 
 from . import guard
 from .backfill import fill_photo_metadata
+from .hashfill import fill_hashes
 from .pipeline import Job, Prepared, prepared_batches
 from .places import place_for
 from .plan import Plan, make_plan
@@ -49,6 +50,7 @@ class Summary:
     kept: int = 0  # rows whose files were not found, kept because the scan looked untrustworthy
     embedded: int = 0  # images that went through the model
     metadata_filled: int = 0  # rows indexed before camera and GPS were kept, given them now (no re-embedding)
+    hashed: int = 0  # rows indexed before perceptual hashes were kept that got theirs (no re-embedding)
     seconds: float = 0.0  # the whole run, model start-up included
     work_seconds: float = 0.0  # reading, decoding, embedding and writing (model start-up excluded)
     total: int = 0  # images in the index after the run
@@ -94,6 +96,7 @@ def _content(op: _Op, model_id: str) -> dict:
         "fmt": it.fmt,
         "model_id": model_id,
         "taken_at": it.taken_at,
+        "phash": it.phash,
         "dev": e.dev,
         "inode": e.inode,
     }
@@ -220,6 +223,9 @@ class Indexer:
             self._apply(store, vi, enc, plan, s)
         self._finish(store, vi, roots, plan, enc, s)
         s.work_seconds = time.perf_counter() - t_work
+        s.hashed = fill_hashes(
+            store, plan, workers=self.decode_workers(), max_pixels=self.max_pixels, progress=self.progress
+        )
         s.metadata_filled = fill_photo_metadata(store, roots, progress=self.progress)
         with store.batch():  # last: the keyword index reads names, EXIF and what later stages added
             store.sync_keywords()

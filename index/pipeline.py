@@ -4,6 +4,9 @@ A torch ``DataLoader`` over the run's work list runs :func:`prepare` in ``worker
 (reading, blake2b hashing, reduced-size decoding, the model's exact transform), hands back batches in
 work order with their tensors stacked (and pinned for a CUDA model), and keeps at most
 ``workers x prefetch`` batches in flight, so memory stays bounded while the model runs in the parent.
+The perceptual hash (:mod:`pixseek.phash`) is taken from the same decoded picture. Without a
+``preprocess`` (filling the hashes of rows indexed before they were kept) a file is only read, hashed
+and decoded.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pixseek import faults
+from pixseek import faults, phash
 from pixseek.decode import DEFAULT_MAX_FILE_BYTES, decode_bytes
 from pixseek.errors import ImageError
 from pixseek.exif import PhotoMeta
@@ -35,6 +38,7 @@ class Prepared:
     fmt: str | None = None
     taken_at: float | None = None
     photo: PhotoMeta | None = None  # camera, lens, GPS (None: the file was not decoded)
+    phash: str | None = None  # perceptual hash of the decoded picture
     error: ImageError | None = None
 
 
@@ -46,9 +50,10 @@ class Job:
 
 
 def prepare(
-    job: Job, preprocess: Callable, min_side: int | None, max_pixels: int, known_hashes: frozenset
+    job: Job, preprocess: Callable | None, min_side: int | None, max_pixels: int, known_hashes: frozenset
 ) -> tuple[Prepared, object]:
-    """(metadata, CHW tensor or None) for one file; never raises for a bad file."""
+    """(metadata, CHW tensor or None) for one file; never raises for a bad file. ``preprocess`` None:
+    decode for the perceptual hash only (no tensor)."""
     entry = job.entry
     p = Prepared(entry)
     too_big = ImageError(
@@ -76,6 +81,12 @@ def prepare(
     try:
         d = decode_bytes(data, max_pixels=max_pixels, min_side=min_side)
         p.width, p.height, p.fmt, p.taken_at, p.photo = d.width, d.height, d.format, d.taken_at, d.photo
+        try:
+            p.phash = phash.perceptual_hash(d.image)
+        except Exception:  # the hash only helps find duplicates: it never fails a file (retried next run)
+            p.phash = None
+        if preprocess is None:
+            return p, None
         tensor = preprocess(d.image)
     except ImageError as e:
         p.error = e
@@ -134,7 +145,7 @@ def _worker_init(_: int) -> None:
 def prepared_batches(
     jobs: Sequence[Job],
     *,
-    preprocess: Callable,
+    preprocess: Callable | None,
     min_side: int | None,
     max_pixels: int,
     known_hashes: frozenset,
@@ -146,6 +157,7 @@ def prepared_batches(
     """Yield ``(prepared, stacked tensors of those with has_tensor)`` batches, in work order."""
     if not jobs:
         return
+    phash.warm()  # imported once here; forked workers inherit it
     data = _Work(jobs, preprocess, min_side, max_pixels, known_hashes)
     if workers <= 0 or len(jobs) < MIN_WORK_FOR_WORKERS:
         for start in range(0, len(jobs), batch_size):

@@ -201,6 +201,8 @@ def index_cmd(
             "(symlinks, hard links): one file is one image",
             err=True,
         )
+    if s.hashed:
+        click.echo(f"perceptual hashes filled for {s.hashed} images indexed before (nothing re-embedded)", err=True)
     for note in s.notes:
         click.echo(_show(note), err=True)
     if s.metadata_filled:
@@ -287,6 +289,7 @@ def forget_cmd(paths, db, as_json):
     help="Rank text by meaning and keywords fused, by meaning alone, or by keywords alone "
     '(file name, folders, text in pictures, ...). "Quoted words" must appear literally.',
 )
+@click.option("--hide-dupes", is_flag=True, help="Leave out near-duplicates of a better result (see `pixseek dupes`).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def search_cmd(
     query,
@@ -310,6 +313,7 @@ def search_cmd(
     near,
     has_gps,
     sort,
+    hide_dupes,
     as_json,
 ):
     """Search by text (QUERY), by example image (--image), or both; weights as TEXT::0.5."""
@@ -343,6 +347,7 @@ def search_cmd(
             filter=filt,
             mode=mode,
             sort=sort,
+            hide_dupes=hide_dupes,
         )
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results]))
@@ -687,6 +692,10 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cli(prog_name="pixseek")
 
+
+from .cli_dupes import dupes_cmd  # noqa: E402  (registered last: it imports nothing from here)
+
+cli.add_command(dupes_cmd)
 
 if __name__ == "__main__":
     main()

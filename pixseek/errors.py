@@ -120,6 +120,11 @@ class NotFoundError(PixseekError):
     """An image id that is not in the index."""
 
 
+class DuplicatesError(PixseekError):
+    """Finding, moving or restoring duplicates cannot go on: a threshold that matches too much, a
+    destination that would overwrite a file or lies inside an indexed folder, an unreadable undo log."""
+
+
 # --- serving ------------------------------------------------------------------------------------
 
 

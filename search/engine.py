@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,8 @@ from pixseek.store.photos import Facets
 
 from . import hybrid
 from .calibrate import ScoreScale, calibrate
+from .dupe_rule import DupeRule, dupe_rule
+from .dupes import DupeReport, find_duplicates, near_duplicate_ids
 from .groups import Group, fetch_groups
 from .query import Term, build_terms, check_terms, combine, split_weight
 from .results import MEANING, SORTS, Result, by_date
@@ -58,6 +60,7 @@ class Engine:
         self.max_pixels = max_pixels
         self._rebuilt_at = time.monotonic()
         self._scale: tuple[int, ScoreScale] | None = None  # (vectors' generation, its score scale)
+        self._dupe_rule: tuple[int, DupeRule] | None = None  # (vectors' generation, its duplicate rule)
 
     @classmethod
     def open(
@@ -161,6 +164,35 @@ class Engine:
             self._scale = (generation, calibrate(self.store, text))
         return self._scale[1]
 
+    def dupe_rule(self) -> DupeRule:
+        """When two pictures of this index are near-duplicates (:mod:`pixseek.search.dupe_rule`), once
+        per generation of the vectors."""
+        generation = self.vectors.generation
+        if self._dupe_rule is None or self._dupe_rule[0] != generation:
+            self._dupe_rule = (generation, dupe_rule(self.store))
+        return self._dupe_rule[1]
+
+    def duplicates(self, kinds: Iterable[str] | None = None, filter: Filter | None = None) -> DupeReport:
+        """Groups of near-duplicates among the index's pictures (those ``filter`` selects), for a review
+        page: see :func:`pixseek.search.dupes.find_duplicates`. Reads only; time grows with the square of
+        the pictures (bench/RESULTS.md: minutes at 100k on 2 cores), so a page should cache it."""
+        ids = self.store.select_ids(filter) if filter is not None and filter.active else None
+        return find_duplicates(self.store, self.dupe_rule(), kinds=kinds, ids=ids)
+
+    def near_duplicates(self, ids: Sequence[int], *, copies: bool = True) -> dict[int, int]:
+        """{hidden id: the better-ranked id it repeats} among ranked result ids (see
+        :func:`pixseek.search.dupes.near_duplicate_ids`)."""
+        return near_duplicate_ids(self.store, ids, self.dupe_rule(), copies=copies)
+
+    def _hider(self, shown_first: Iterable[int], *, copies: bool) -> Callable[[list[int]], set[int]]:
+        """For fused rankings: the ids among a ranked list that repeat a better one or ``shown_first``."""
+        first = sorted(int(i) for i in shown_first)
+
+        def hide(ranked: list[int]) -> set[int]:
+            return set(self.near_duplicates(first + ranked, copies=copies))
+
+        return hide
+
     # --- encoding ---------------------------------------------------------------------------------
     def encode_text(self, text: str) -> np.ndarray:
         if not text or not text.strip():
@@ -241,10 +273,15 @@ class Engine:
         offset: int = 0,
         filter: Filter | None = None,
         sort: str = "score",
+        hide_dupes: bool = False,
+        hide_copies: bool = True,
     ) -> list[Result]:
         """The ``k`` best matches of ``q`` from rank ``offset + 1``. ``sort``: "score" (the ranking), or
         "newest" / "oldest": the first ``offset + k`` matches (after ``min_score`` and ``filter``) ordered
-        by date (EXIF capture time, else file time), then the ``k`` from ``offset``."""
+        by date (EXIF capture time, else file time), then the ``k`` from ``offset``. ``hide_dupes``: leave
+        out results that are near-duplicates of a better-ranked one or of an excluded picture (identical
+        files too, unless ``hide_copies`` is False), ranking deeper so that ``k`` results still come back
+        when there are that many."""
         if sort not in SORTS:
             raise QueryError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
         if k < 1:
@@ -255,9 +292,20 @@ class Engine:
             raise QueryError(f"minimum score {min_score} is not a finite number")
         exclude = set(int(i) for i in exclude)
         want = offset + k + len(exclude)
-        pairs = [(i, s) for i, s in self.rank(q, want, filter) if i not in exclude]
-        if min_score is not None:
-            pairs = [(i, s) for i, s in pairs if s >= min_score]
+        while True:
+            ranked = self.rank(q, want, filter)
+            pairs = [(i, s) for i, s in ranked if i not in exclude]
+            if min_score is not None:
+                pairs = [(i, s) for i, s in pairs if s >= min_score]
+            if not hide_dupes:
+                break
+            # the excluded pictures (the one a "more like this" starts from) count as shown first
+            hidden = self.near_duplicates(sorted(exclude) + [i for i, _ in pairs], copies=hide_copies)
+            pairs = [(i, s) for i, s in pairs if i not in hidden]
+            below = min_score is not None and len(ranked) and ranked[-1][1] < min_score
+            if len(pairs) >= offset + k or len(ranked) < want or below or want >= self.store.count():
+                break
+            want *= 2
         if sort != "score":
             return by_date(self.results(pairs[: offset + k]), sort)[offset:]
         return self.results(pairs[offset : offset + k], offset + 1)
@@ -274,6 +322,7 @@ class Engine:
         mode: str = "semantic",
         kind: str = "text",
         sort: str = "score",
+        hide_dupes: bool = False,
     ) -> tuple[list[Group], bool]:
         """The first ``n_groups`` pictures for query vector ``q``, copies (files with the same content)
         folded into one :class:`Group` each, and whether more pictures follow. Raw results are fetched
@@ -281,7 +330,8 @@ class Engine:
         query's text, for the keyword index in ``hybrid`` and ``keyword`` modes (and its quoted phrases
         in every mode); ``kind``: "image" when a picture is in the query (for the score scale).
         ``sort``: as in :meth:`search_vector`: "newest" orders the matches fetched by date, so a larger
-        page may show a newer match first that a smaller one had not fetched yet."""
+        page may show a newer match first that a smaller one had not fetched yet. ``hide_dupes``:
+        near-duplicates of a better-ranked picture are left out (copies still fold into their card)."""
         exclude = [int(i) for i in exclude]
         total = self.store.count()
         hybrid.check_mode(mode)
@@ -304,8 +354,18 @@ class Engine:
                     exclude=skip,
                     meaning_floor=lambda: self.score_scale().thresholds(kind)[0],
                     sort=sort,
+                    hide=self._hider(exclude, copies=False) if hide_dupes else None,
                 )
-            return self.search_vector(q, k, exclude=exclude, min_score=min_score, filter=filter, sort=sort)
+            return self.search_vector(
+                q,
+                k,
+                exclude=exclude,
+                min_score=min_score,
+                filter=filter,
+                sort=sort,
+                hide_dupes=hide_dupes,
+                hide_copies=False,
+            )
 
         return fetch_groups(search, n_groups, total)
 
@@ -386,6 +446,7 @@ class Engine:
             exclude=frozenset(int(i) for i in kw.get("exclude", ())),
             meaning_floor=lambda: self.score_scale().thresholds(kind)[0],
             sort=kw.get("sort", "score"),
+            hide=self._hider(kw.get("exclude", ()), copies=True) if kw.get("hide_dupes") else None,
         )
 
     def _stored(self, image_id: int) -> np.ndarray:

@@ -103,12 +103,14 @@ def search(
     exclude: set[int] | frozenset[int] = frozenset(),
     meaning_floor: Callable[[], float] | None = None,
     sort: str = "score",
+    hide: Callable[[list[int]], set[int]] | None = None,
 ) -> list[Result]:
     """Results ``offset`` .. ``offset + k`` of a query with vector ``q`` (None in keyword mode) and
     keyword ``match``. ``min_score`` drops what only its meaning matched below that score.
     ``meaning_floor``: the score (asked only when needed) a result that matched by its words must reach
     for its meaning to count as a reason too; "good" on the index's calibrated scale. ``sort``: "newest"
-    or "oldest" orders the first ``offset + k`` matches by date (:func:`~pixseek.search.results.by_date`)."""
+    or "oldest" orders the first ``offset + k`` matches by date (:func:`~pixseek.search.results.by_date`).
+    ``hide``: the ids of a ranked list to leave out (near-duplicates of a better one)."""
     check_mode(mode)
     if sort not in SORTS:
         raise QueryError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
@@ -153,6 +155,9 @@ def search(
             continue
         why[i] = tuple(reasons)
         kept.append(i)
+    if hide is not None:
+        hidden = hide(kept)
+        kept = [i for i in kept if i not in hidden]
     if sort != "score":
         head = eng.results([(i, float(scores.get(i, 0.0))) for i in kept[: offset + k]], 1, why)
         return by_date(head, sort)[offset:]

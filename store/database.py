@@ -23,6 +23,7 @@ from pixseek import faults
 from pixseek.errors import EmptyIndexError, IndexNotFoundError, ModelMismatchError, StoreError
 
 from . import migrations
+from .dupe_rows import DupeRows
 from .filters import UNDER_SQL, Filter, under_params
 from .paths import DataDir
 from .photos import PhotoStore, ensure_math
@@ -90,7 +91,7 @@ def _journal(conn: sqlite3.Connection) -> str:
     return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
 
 
-class Store(ErrorLog, RootLog, Health, ImageWrites, PhotoStore):
+class Store(ErrorLog, RootLog, Health, ImageWrites, PhotoStore, DupeRows):
     """One open pixseek database. Not thread-safe: one Store per thread."""
 
     def __init__(self, data_dir: DataDir, db: Any, *, readonly: bool = False):

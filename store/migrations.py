@@ -138,6 +138,20 @@ def m007_photo_metadata(db: Any) -> None:
     )
 
 
+@migration
+def m008_dupes(db: Any) -> None:
+    """Duplicates: each picture's perceptual hash (``phash``, 16 hex digits; rows indexed before get it on
+    their next run, without re-embedding), and ``moved_dupes``: the rows of files ``pixseek dupes
+    --move-to`` moved away, kept whole (vector included) so that ``--undo`` restores them unchanged."""
+    db["images"].add_column("phash", str)
+    db["moved_dupes"].create(
+        {"id": int, "path": str, "moved_to": str, "moved_at": float, "log": str, "row": str, "vector": bytes},
+        pk="id",
+        not_null={"path", "moved_to", "row", "vector"},
+    )
+    db["moved_dupes"].create_index(["moved_to"])
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

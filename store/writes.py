@@ -35,12 +35,14 @@ class ImageWrites:
         taken_at: float | None = None,
         dev: int | None = None,
         inode: int | None = None,
+        phash: str | None = None,
     ) -> int:
         now = time.time()
         cur = self.conn.execute(
             "INSERT INTO images(path, root, size, mtime_ns, hash, width, height, format, model_id, vector,"
-            " added_at, updated_at, taken_at, dev, inode) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (path, root, size, mtime_ns, digest, width, height, fmt, model_id, blob, now, now, taken_at, dev, inode),
+            " added_at, updated_at, taken_at, dev, inode, phash) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (path, root, size, mtime_ns, digest, width, height, fmt, model_id, blob, now, now, taken_at, dev, inode)
+            + (phash,),
         )
         self.conn.execute("DELETE FROM errors WHERE path = ?", (path,))
         assert cur.lastrowid is not None  # an INSERT always sets it
@@ -61,11 +63,13 @@ class ImageWrites:
         taken_at: float | None = None,
         dev: int | None = None,
         inode: int | None = None,
+        phash: str | None = None,
     ) -> None:
         self.conn.execute(
             "UPDATE images SET size=?, mtime_ns=?, hash=?, width=?, height=?, format=?, model_id=?, vector=?,"
-            " updated_at=?, taken_at=?, dev=?, inode=? WHERE id=?",
-            (size, mtime_ns, digest, width, height, fmt, model_id, blob, time.time(), taken_at, dev, inode, image_id),
+            " updated_at=?, taken_at=?, dev=?, inode=?, phash=? WHERE id=?",
+            (size, mtime_ns, digest, width, height, fmt, model_id, blob, time.time(), taken_at, dev, inode, phash)
+            + (image_id,),
         )
         self.conn.execute("DELETE FROM errors WHERE path = (SELECT path FROM images WHERE id = ?)", (image_id,))
 

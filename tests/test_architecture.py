@@ -24,6 +24,7 @@ CORE = {
     "pixseek.faults",
     "pixseek.decode",
     "pixseek.exif",
+    "pixseek.phash",
     "pixseek",
 }
 ALLOWED = {
@@ -36,7 +37,18 @@ ALLOWED = {
     "ui": {"core", "store", "search", "ui"},
     "cli": {"core", "models", "store", "index", "search", "train", "ui", "cli"},
 }
-HEAVY = {"torch", "torchvision", "open_clip", "faiss", "onnxruntime", "onnx", "streamlit", "transformers"}
+HEAVY = {
+    "torch",
+    "torchvision",
+    "open_clip",
+    "faiss",
+    "onnxruntime",
+    "onnx",
+    "streamlit",
+    "transformers",
+    "imagehash",
+    "scipy",
+}
 # the page and its parts are a Streamlit script: streamlit is the point (the service and launcher stay free of it)
 HEAVY_AT_TOP = {f"pixseek.ui.{m}": {"streamlit"} for m in ("page", "grid", "cards", "detail", "state", "sidebar")}
 
@@ -44,7 +56,7 @@ HEAVY_AT_TOP = {f"pixseek.ui.{m}": {"streamlit"} for m in ("page", "grid", "card
 def layer(module: str) -> str:
     if module in CORE:
         return "core"
-    if module in ("pixseek.cli", "pixseek.__main__"):
+    if module in ("pixseek.cli", "pixseek.__main__") or module.startswith("pixseek.cli_"):
         return "cli"
     return module.split(".")[1]
 
