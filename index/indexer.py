@@ -2,7 +2,8 @@
 
 A run has three steps: **plan** (:mod:`pixseek.index.plan`: scan and compare with the database),
 **apply** (decode workers, the model and the writer thread at once, one transaction per batch) and
-**finish** (remove rows of files that are gone, re-tune or save the FAISS cache, export the model).
+**finish** (remove rows of files that are gone, re-tune or save the FAISS cache, export the model),
+then **tag** the new pictures from their stored vectors (:mod:`pixseek.index.tagging`).
 Incremental by (size, mtime); identity by content hash, so moved or renamed files keep their vector
 and identical copies reuse it. Bad files land in the errors table and never stop the run. A killed
 run resumes where it stopped.
@@ -31,6 +32,7 @@ from . import guard
 from .pipeline import Job, Prepared, prepared_batches
 from .plan import Plan, make_plan
 from .scan import normalize_roots
+from .tagging import tag_stage
 from .writer import Writer, write_error
 
 
@@ -46,6 +48,7 @@ class Summary:
     aliases: int = 0  # paths reaching a file indexed under another path (symlinks, hard links): skipped
     kept: int = 0  # rows whose files were not found, kept because the scan looked untrustworthy
     embedded: int = 0  # images that went through the model
+    tagged: int = 0  # images given zero-shot tags (new, changed, or all after a new tag setup)
     seconds: float = 0.0  # the whole run, model start-up included
     work_seconds: float = 0.0  # reading, decoding, embedding and writing (model start-up excluded)
     total: int = 0  # images in the index after the run
@@ -216,6 +219,7 @@ class Indexer:
             self._apply(store, vi, enc, plan, s)
         self._finish(store, vi, roots, plan, enc, s)
         s.work_seconds = time.perf_counter() - t_work
+        s.tagged = tag_stage(store, lambda: enc or self._encoder_for(store), s.notes, progress=self.progress)
         if enc is not None and self.export_encoders:
             export_for_cpu(enc)  # once per model: later CPU runs and `pixseek search` skip torch
         s.seconds = time.perf_counter() - t0

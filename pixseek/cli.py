@@ -246,6 +246,13 @@ def forget_cmd(paths, db, as_json):
 )
 @click.option("--until", default=None, metavar="YYYY-MM-DD", help="Only images dated on or before.")
 @click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="TAG",
+    help="Only images with this zero-shot tag (repeatable: all must match; `pixseek tags` lists them).",
+)
+@click.option(
     "--min-side",
     default=0,
     type=click.IntRange(0, MAX_SQL_INT),
@@ -268,15 +275,20 @@ def search_cmd(
     since,
     until,
     min_side,
+    tags,
     as_json,
 ):
-    """Search by text (QUERY), by example image (--image), or both; weights as TEXT::0.5."""
+    """Search by text (QUERY), by example image (--image), or both; weights as TEXT::0.5.
+
+    With only --tag, the tags' names are the query."""
     from .errors import QueryError
     from .search import Engine, Filter
     from .store.filters import parse_date
 
     text = " ".join(query).strip()
     all_texts = ([text] if text else []) + list(texts)
+    if similar is None and not all_texts and not images and any(t.strip() for t in tags):
+        all_texts = [" ".join(t.strip() for t in tags)]  # the tagged pictures, best first
     if similar is None and not all_texts and not images:
         raise QueryError("empty query: give a text, --image PATH, or both", hint='pixseek search "a red car at night"')
     filt = Filter(
@@ -285,6 +297,7 @@ def search_cmd(
         date_from=parse_date(since),
         date_to=parse_date(until),
         min_side=min_side,
+        tags=tuple(tags),
     ).validate()
     with Engine.open(db, model=model, device=device) as eng:
         results = eng.search(all_texts, images, negatives, k, similar=similar, min_score=min_score, filter=filt)
@@ -624,3 +637,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+from .cli_tags import tags_cmd  # noqa: E402  (commands of their own modules, registered last)
+
+cli.add_command(tags_cmd)

@@ -22,6 +22,7 @@ from pixseek.models import Encoder, for_queries, load_torch
 from pixseek.models.export import cached_text_vectors
 from pixseek.store import DataDir, Filter, ImageRow, Store, VectorIndex
 from pixseek.store.ann import prompts, saved_prompt_vectors
+from pixseek.store.tags import TagScore
 
 from .calibrate import ScoreScale, calibrate
 from .groups import Group, fetch_groups
@@ -35,6 +36,7 @@ __all__ = ["Engine", "Result"]
 EXACT_SELECTION = 20_000
 # While an indexer runs, a search process rebuilds a flat index from SQLite at most this often.
 REBUILD_INTERVAL = 30.0
+RESULT_TAGS = 5  # tags a result carries (its strongest)
 
 
 class Engine:
@@ -216,6 +218,7 @@ class Engine:
             scores, ids = self.vectors.search(q, want * rerank)
             pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
             return self._exact(q, [i for i, _ in pairs], want) if rerank > 1 else pairs
+        self.store.check_tags(filter.tags)
         selected = self.store.select_ids(filter)
         if len(selected) <= EXACT_SELECTION:
             return self._exact(q, selected, want)
@@ -295,6 +298,8 @@ class Engine:
         """CLI-style entry: strings with optional ``::W`` weights; ``similar``: an indexed image id whose
         stored vector joins the query (alone it is :meth:`similar`), itself excluded from the results."""
         texts, images, negatives = list(texts), list(images), list(negatives)
+        if kw.get("filter") is not None:
+            self.store.check_tags(kw["filter"].tags)  # an unknown tag is refused before any model loads
         if similar is None:
             return self.query(build_terms(texts, images, negatives), k, **kw)
         if not texts and not images and not negatives:
@@ -315,6 +320,7 @@ class Engine:
     def results(self, pairs: Sequence[tuple[int, float]], start_rank: int = 1) -> list[Result]:
         """Results for ranked (id, score) pairs, skipping rows deleted since they were ranked."""
         rows = self.store.get(i for i, _ in pairs)
+        tags = self.store.tags_for(rows, RESULT_TAGS)
         out: list[Result] = []
         for i, s in pairs:
             r = rows.get(i)
@@ -333,9 +339,20 @@ class Engine:
                         r.taken_at,
                         r.hash or "",
                         r.root or "",
+                        tuple(t.tag for t in tags.get(i, ())),
                     )
                 )
         return out
+
+    # --- tags -------------------------------------------------------------------------------------
+    def tag_counts(self, filter: Filter | None = None, limit: int | None = None) -> list[tuple[str, int]]:
+        """(tag, pictures) of the tags in use, most used first; with ``filter``, among the pictures it
+        selects (the page's tag facet)."""
+        return self.store.tag_counts(filter if filter is not None and filter.active else None, limit)
+
+    def image_tags(self, image_id: int) -> list[TagScore]:
+        """Every tag of one picture with its score and strength, strongest first (the detail view)."""
+        return self.store.tags_for([int(image_id)]).get(int(image_id), [])
 
     def get(self, image_id: int) -> ImageRow:
         row = self.store.get([int(image_id)]).get(int(image_id))

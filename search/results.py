@@ -21,6 +21,7 @@ class Result:
     taken_at: float | None = None  # EXIF capture time, when the file had one
     hash: str = ""  # the file's content hash: identical files (copies) share it; "" when unknown
     root: str = ""  # the indexed root folder the file was found under
+    tags: tuple[str, ...] = ()  # its strongest zero-shot tags, strongest first (pixseek.index.tagging)
 
     @property
     def name(self) -> str:
@@ -33,4 +34,5 @@ class Result:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["score"] = round(float(self.score), 6)
+        d["tags"] = list(self.tags)
         return d

@@ -1,4 +1,4 @@
-"""Metadata filters that narrow the candidates *before* ranking: folder, file type, date, size.
+"""Metadata filters that narrow the candidates *before* ranking: folder, file type, date, size, tags.
 
 A :class:`Filter` has two faces: the parameterised SQL ``WHERE`` clause the store selects ids with
 (:meth:`Store.select_ids`), and a description for people. The matching row ids are then handed to
@@ -45,6 +45,14 @@ def _day_end(d: dt.date) -> float:
     return math.inf if d == dt.date.max else _day_start(d + dt.timedelta(days=1))
 
 
+MAX_TAG_LENGTH = 100
+
+
+def normalize_tag(tag: str) -> str:
+    """A tag as the index stores it: lower case, single spaces (``" Ice  Cream"`` -> ``"ice cream"``)."""
+    return " ".join(str(tag).lower().split())
+
+
 def format_name(name: str) -> str:
     """``jpg`` -> ``JPEG``: the format name the index records, from it or a usual extension."""
     key = str(name).strip().lstrip(".").upper()
@@ -61,10 +69,11 @@ class Filter:
     date_from: dt.date | None = None  # inclusive, local time
     date_to: dt.date | None = None  # inclusive, local time (the whole day)
     min_side: int = 0  # the shorter side, in pixels
+    tags: tuple[str, ...] = ()  # zero-shot tags the picture must all have (pixseek.index.tagging)
 
     @property
     def active(self) -> bool:
-        return bool(self.folder or self.formats or self.date_from or self.date_to or self.min_side > 0)
+        return bool(self.folder or self.formats or self.date_from or self.date_to or self.min_side > 0 or self.tags)
 
     def validate(self) -> Filter:
         if self.folder is not None:
@@ -80,6 +89,12 @@ class Filter:
             raise QueryError(f"minimum size must be at most {MAX_SIDE:,} pixels")
         for f in self.formats:
             format_name(f)
+        for tag in self.tags:
+            name = normalize_tag(tag)
+            if not name:
+                raise QueryError("an empty tag names nothing: give a tag such as dog (`pixseek tags` lists them)")
+            if "\x00" in name or len(name) > MAX_TAG_LENGTH:
+                raise QueryError(f"not a tag: {name[:40]!r} (a tag is at most {MAX_TAG_LENGTH} characters, no NUL)")
         return self
 
     def sql(self) -> tuple[str, list]:
@@ -104,6 +119,9 @@ class Filter:
         if self.min_side > 0:
             clauses.append("MIN(width, height) >= ?")
             params.append(int(self.min_side))
+        for tag in dict.fromkeys(normalize_tag(t) for t in self.tags):  # every tag must match
+            clauses.append("id IN (SELECT image_id FROM tags WHERE tag = ?)")
+            params.append(tag)
         return (" AND ".join(clauses) or "1"), params
 
     def describe(self) -> str:
@@ -116,6 +134,8 @@ class Filter:
             parts.append(f"dated {self.date_from or '…'} to {self.date_to or '…'}")
         if self.min_side:
             parts.append(f"at least {self.min_side} px")
+        if self.tags:
+            parts.append("tagged " + " + ".join(dict.fromkeys(normalize_tag(t) for t in self.tags)))
         return ", ".join(parts) or "no filter"
 
 

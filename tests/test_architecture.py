@@ -36,7 +36,7 @@ HEAVY_AT_TOP = {f"pixseek.ui.{m}": {"streamlit"} for m in ("page", "grid", "deta
 def layer(module: str) -> str:
     if module in CORE:
         return "core"
-    if module in ("pixseek.cli", "pixseek.__main__"):
+    if module in ("pixseek.cli", "pixseek.__main__") or module.startswith("pixseek.cli_"):
         return "cli"
     return module.split(".")[1]
 
