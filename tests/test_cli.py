@@ -71,6 +71,7 @@ def test_search_text_image_and_json(runner, indexed):
         "size",
         "mtime",
         "taken_at",
+        "tags",
     }
     r = invoke(
         runner,
