@@ -3,10 +3,9 @@
 A run has three steps: **plan** (:mod:`pixseek.index.plan`: scan and compare with the database),
 **apply** (decode workers, the model and the writer thread at once, one transaction per batch) and
 **finish** (remove rows of files that are gone, re-tune or save the FAISS cache, export the model),
-then **tag** the new pictures from their stored vectors (:mod:`pixseek.index.tagging`).
-Incremental by (size, mtime); identity by content hash, so moved or renamed files keep their vector
-and identical copies reuse it. Bad files land in the errors table and never stop the run. A killed
-run resumes where it stopped.
+then **tag** new pictures from their stored vectors (:mod:`pixseek.index.tagging`). Incremental by
+(size, mtime); identity by content hash, so moved or renamed files keep their vector and identical
+copies reuse it. Bad files land in the errors table and never stop the run. A killed run resumes.
 """
 
 from __future__ import annotations
