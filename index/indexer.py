@@ -2,10 +2,10 @@
 
 A run has three steps: **plan** (:mod:`pixseek.index.plan`: scan and compare with the database),
 **apply** (decode workers, the model and the writer thread at once, one transaction per batch) and
-**finish** (remove rows of files that are gone, re-tune or save the FAISS cache, export the model).
-Incremental by (size, mtime); identity by content hash, so moved or renamed files keep their vector
-and identical copies reuse it. Bad files land in the errors table and never stop the run. A killed
-run resumes where it stopped.
+**finish** (remove rows of files that are gone, re-tune or save the FAISS cache, export the model),
+then **tag** new pictures from their stored vectors (:mod:`pixseek.index.tagging`). Incremental by
+(size, mtime); identity by content hash, so moved or renamed files keep their vector and identical
+copies reuse it. Bad files land in the errors table and never stop the run. A killed run resumes.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from .pipeline import Job, Prepared, prepared_batches
 from .places import place_for
 from .plan import Plan, make_plan
 from .scan import normalize_roots
+from .tagging import tag_stage
 from .writer import Writer, write_error
 
 
@@ -51,6 +52,7 @@ class Summary:
     embedded: int = 0  # images that went through the model
     metadata_filled: int = 0  # rows indexed before camera and GPS were kept, given them now (no re-embedding)
     hashed: int = 0  # rows indexed before perceptual hashes were kept that got theirs (no re-embedding)
+    tagged: int = 0  # images given zero-shot tags (new, changed, or all after a new tag setup)
     seconds: float = 0.0  # the whole run, model start-up included
     work_seconds: float = 0.0  # reading, decoding, embedding and writing (model start-up excluded)
     total: int = 0  # images in the index after the run
@@ -227,7 +229,8 @@ class Indexer:
             store, plan, workers=self.decode_workers(), max_pixels=self.max_pixels, progress=self.progress
         )
         s.metadata_filled = fill_photo_metadata(store, roots, progress=self.progress)
-        with store.batch():  # last: the keyword index reads names, EXIF and what later stages added
+        s.tagged = tag_stage(store, lambda: enc or self._encoder_for(store), s.notes, progress=self.progress)
+        with store.batch():  # last: the keyword index reads names, EXIF, tags and what later stages added
             store.sync_keywords()
         if enc is not None and self.export_encoders:
             export_for_cpu(enc)  # once per model: later CPU runs and `pixseek search` skip torch

@@ -252,6 +252,13 @@ def forget_cmd(paths, db, as_json):
 )
 @click.option("--until", default=None, metavar="YYYY-MM-DD", help="Only images dated on or before.")
 @click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="TAG",
+    help="Only images with this zero-shot tag (repeatable: all must match; `pixseek tags` lists them).",
+)
+@click.option(
     "--min-side",
     default=0,
     type=click.IntRange(0, MAX_SQL_INT),
@@ -314,15 +321,20 @@ def search_cmd(
     has_gps,
     sort,
     hide_dupes,
+    tags,
     as_json,
 ):
-    """Search by text (QUERY), by example image (--image), or both; weights as TEXT::0.5."""
+    """Search by text (QUERY), by example image (--image), or both; weights as TEXT::0.5.
+
+    With only --tag, the tags' names are the query."""
     from .errors import QueryError
     from .search import Engine, Filter
     from .store.filters import parse_date, parse_near
 
     text = " ".join(query).strip()
     all_texts = ([text] if text else []) + list(texts)
+    if similar is None and not all_texts and not images and any(t.strip() for t in tags):
+        all_texts = [" ".join(t.strip() for t in tags)]  # the tagged pictures, best first
     if similar is None and not all_texts and not images:
         raise QueryError("empty query: give a text, --image PATH, or both", hint='pixseek search "a red car at night"')
     filt = Filter(
@@ -335,6 +347,7 @@ def search_cmd(
         places=tuple(places),
         near=parse_near(near),
         has_gps=has_gps,
+        tags=tuple(tags),
     ).validate()
     with Engine.open(db, model=model, device=device) as eng:
         results = eng.search(
@@ -699,3 +712,8 @@ cli.add_command(dupes_cmd)
 
 if __name__ == "__main__":
     main()
+
+
+from .cli_tags import tags_cmd  # noqa: E402  (commands of their own modules, registered last)
+
+cli.add_command(tags_cmd)

@@ -94,6 +94,10 @@ class NoImagesError(PixseekError):
     """A path given to ``index`` does not exist or is not a folder/image."""
 
 
+class VocabularyError(PixseekError):
+    """A tag vocabulary or its calibration file cannot be read (a bad line, an unknown section, ...)."""
+
+
 # --- training ----------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from pixseek.models.export import cached_text_vectors
 from pixseek.store import DataDir, Filter, ImageRow, Store, VectorIndex
 from pixseek.store.ann import prompts, saved_prompt_vectors
 from pixseek.store.photos import Facets
+from pixseek.store.tags import TagScore
 
 from . import hybrid
 from .calibrate import ScoreScale, calibrate
@@ -39,6 +40,7 @@ __all__ = ["Engine", "Result"]
 EXACT_SELECTION = 20_000
 # While an indexer runs, a search process rebuilds a flat index from SQLite at most this often.
 REBUILD_INTERVAL = 30.0
+RESULT_TAGS = 5  # tags a result carries (its strongest)
 
 
 class Engine:
@@ -250,6 +252,7 @@ class Engine:
             scores, ids = self.vectors.search(q, want * rerank)
             pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
             return self._exact(q, [i for i, _ in pairs], want) if rerank > 1 else pairs
+        self.store.check_tags(filter.tags)
         return self.rank_among(q, want, self.store.select_ids(filter))
 
     def rank_among(self, q: np.ndarray, want: int, selected: np.ndarray) -> list[tuple[int, float]]:
@@ -402,6 +405,8 @@ class Engine:
         alone, ``keyword`` by the keyword index alone. Quoted phrases must appear literally in every
         mode (:mod:`pixseek.search.hybrid`)."""
         texts, images, negatives = list(texts), list(images), list(negatives)
+        if kw.get("filter") is not None:
+            self.store.check_tags(kw["filter"].tags)  # an unknown tag is refused before any model loads
         hybrid.check_mode(mode)
         words = [v for v, w in (split_weight(str(t)) for t in texts) if w > 0 and v.strip()]
         parsed = hybrid.parse(" ".join(words)) if words else None
@@ -464,18 +469,30 @@ class Engine:
         """Results for ranked (id, score) pairs, skipping rows deleted since they were ranked; ``why``: what
         each matched on (the image's meaning when not given)."""
         rows = self.store.get(i for i, _ in pairs)
+        tags = self.store.tags_for(rows, RESULT_TAGS)
         out: list[Result] = []
         for i, s in pairs:
             r = rows.get(i)
             if r is not None:
                 r_why = why.get(i, ()) if why is not None else (MEANING,)
-                out.append(Result.from_row(start_rank + len(out), s, r, r_why))
+                r_tags = tuple(t.tag for t in tags.get(i, ()))
+                out.append(Result.from_row(start_rank + len(out), s, r, r_why, r_tags))
         return out
 
     def facets(self, filter: Filter | None = None) -> Facets:
         """Cameras, countries and towns with counts among the pictures ``filter`` selects, for a sidebar
         (each facet ignores its own part of the filter: :meth:`Store.facets`)."""
         return self.store.facets(filter)
+
+    # --- tags -------------------------------------------------------------------------------------
+    def tag_counts(self, filter: Filter | None = None, limit: int | None = None) -> list[tuple[str, int]]:
+        """(tag, pictures) of the tags in use, most used first; with ``filter``, among the pictures it
+        selects (the page's tag facet)."""
+        return self.store.tag_counts(filter if filter is not None and filter.active else None, limit)
+
+    def image_tags(self, image_id: int) -> list[TagScore]:
+        """Every tag of one picture with its score and strength, strongest first (the detail view)."""
+        return self.store.tags_for([int(image_id)]).get(int(image_id), [])
 
     def get(self, image_id: int) -> ImageRow:
         row = self.store.get([int(image_id)]).get(int(image_id))

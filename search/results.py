@@ -41,9 +41,12 @@ class Result:
     place: Place | None = None  # the named place nearest to the position (offline GeoNames)
 
     why: tuple[str, ...] = ()  # what it matched on: "image meaning", "file name", "text in image", ...
+    tags: tuple[str, ...] = ()  # its strongest zero-shot tags, strongest first (pixseek.index.tagging)
 
     @classmethod
-    def from_row(cls, rank: int, score: float, r: ImageRow, why: tuple[str, ...] = ()) -> Result:
+    def from_row(
+        cls, rank: int, score: float, r: ImageRow, why: tuple[str, ...] = (), tags: tuple[str, ...] = ()
+    ) -> Result:
         return cls(
             rank,
             r.id,
@@ -65,6 +68,7 @@ class Result:
             r.gps_alt,
             r.place,
             why,
+            tags,
         )
 
     @property
@@ -97,6 +101,7 @@ class Result:
         d["date"] = self.date
         d["camera"] = self.camera
         d["place"] = self.place.to_dict() if self.place else None
+        d["tags"] = list(self.tags)
         return d
 
 

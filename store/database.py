@@ -1,7 +1,8 @@
 """The SQLite database: the source of truth for images, their vectors, errors and index facts.
 
 Tables: ``images`` (one row per indexed file, vector as float32 BLOB), ``errors`` (one row per file
-that could not be indexed), ``meta`` (schema version, model, dim, generation) and ``migrations``
+that could not be indexed), ``meta`` (schema version, model, dim, generation), the tag tables
+(:mod:`pixseek.store.tags`) and ``migrations``
 (:mod:`pixseek.store.migrations`; a database from a newer pixseek is refused). ``meta.generation``
 increases with every committed change to the set of vectors, so the FAISS cache can tell whether it
 is in sync. All of pixseek's SQL lives in this package: callers ask :class:`Store`, never a connection.
@@ -28,6 +29,7 @@ from .filters import UNDER_SQL, Filter, under_params
 from .paths import DataDir
 from .photos import PhotoStore, ensure_math
 from .rows import IMAGE_COLUMNS, IMAGE_FROM, ErrorRecord, ImageRow, vec_to_blob
+from .tags import TagStore
 from .upkeep import ErrorLog, Health, RootLog
 from .writes import ImageWrites
 
@@ -91,7 +93,7 @@ def _journal(conn: sqlite3.Connection) -> str:
     return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
 
 
-class Store(ErrorLog, RootLog, Health, ImageWrites, PhotoStore, DupeRows):
+class Store(ErrorLog, RootLog, Health, ImageWrites, PhotoStore, DupeRows, TagStore):
     """One open pixseek database. Not thread-safe: one Store per thread."""
 
     def __init__(self, data_dir: DataDir, db: Any, *, readonly: bool = False):

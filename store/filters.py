@@ -1,4 +1,4 @@
-"""Metadata filters that narrow the candidates *before* ranking: folder, file type, date, size, and
+"""Metadata filters that narrow the candidates *before* ranking: folder, file type, date, size, tags, and
 what EXIF says: camera, place, a distance from a point, having a GPS position.
 
 A :class:`Filter` has two faces: the parameterised SQL ``WHERE`` clause the store selects ids with
@@ -86,6 +86,14 @@ def _day_end(d: dt.date) -> float:
     return math.inf if d == dt.date.max else _day_start(d + dt.timedelta(days=1))
 
 
+MAX_TAG_LENGTH = 100
+
+
+def normalize_tag(tag: str) -> str:
+    """A tag as the index stores it: lower case, single spaces (``" Ice  Cream"`` -> ``"ice cream"``)."""
+    return " ".join(str(tag).lower().split())
+
+
 def format_name(name: str) -> str:
     """``jpg`` -> ``JPEG``: the format name the index records, from it or a usual extension."""
     key = str(name).strip().lstrip(".").upper()
@@ -106,6 +114,7 @@ class Filter:
     places: tuple[str, ...] = ()  # any of these: a town, county, region, country (code); "Paris, France": all parts
     near: tuple[float, float, float] | None = None  # (lat, lon, km): taken within km of the point
     has_gps: bool = False  # only pictures with a GPS position
+    tags: tuple[str, ...] = ()  # zero-shot tags the picture must all have (pixseek.index.tagging)
 
     @property
     def active(self) -> bool:
@@ -119,6 +128,7 @@ class Filter:
             or self.places
             or self.near
             or self.has_gps
+            or self.tags
         )
 
     def validate(self) -> Filter:
@@ -143,6 +153,12 @@ class Filter:
                 raise QueryError(f"place {p!r} has an empty part: give a town, region or country, e.g. 'Paris, France'")
         if self.near is not None:
             check_near(*self.near, text=",".join(f"{x:g}" for x in self.near))
+        for tag in self.tags:
+            name = normalize_tag(tag)
+            if not name:
+                raise QueryError("an empty tag names nothing: give a tag such as dog (`pixseek tags` lists them)")
+            if "\x00" in name or len(name) > MAX_TAG_LENGTH:
+                raise QueryError(f"not a tag: {name[:40]!r} (a tag is at most {MAX_TAG_LENGTH} characters, no NUL)")
         return self
 
     def sql(self) -> tuple[str, list]:
@@ -171,12 +187,17 @@ class Filter:
         if exif:
             clauses.append(f"id IN (SELECT image_id FROM exif WHERE {exif})")
             params += exif_params
+        for tag in dict.fromkeys(normalize_tag(t) for t in self.tags):  # every tag must match
+            clauses.append("id IN (SELECT image_id FROM tags WHERE tag = ?)")
+            params.append(tag)
         return (" AND ".join(clauses) or "1"), params
 
     @property
     def exif_only(self) -> bool:
         """Whether every condition is on table ``exif`` (camera, place, position): its ids alone answer."""
-        return self.active and not (self.folder or self.formats or self.date_from or self.date_to or self.min_side)
+        return self.active and not (
+            self.folder or self.formats or self.date_from or self.date_to or self.min_side or self.tags
+        )
 
     def exif_sql(self) -> tuple[str, list]:
         """The conditions on table ``exif`` (camera, place, position), or "" when there are none."""
@@ -219,6 +240,8 @@ class Filter:
             parts.append(f"within {km:g} km of {lat:g},{lon:g}")
         elif self.has_gps:
             parts.append("with a GPS position")
+        if self.tags:
+            parts.append("tagged " + " + ".join(dict.fromkeys(normalize_tag(t) for t in self.tags)))
         return ", ".join(parts) or "no filter"
 
 

@@ -152,6 +152,27 @@ def m008_dupes(db: Any) -> None:
     db["moved_dupes"].create_index(["moved_to"])
 
 
+@migration
+def m009_tags(db: Any) -> None:
+    """Zero-shot tags (``pixseek.index.tagging``): ``tags`` holds each picture's kept tags with its
+    cosine score and strength; ``tagged`` the pictures scored (a picture may keep no tag);
+    ``tag_vocab`` the vocabulary in force. Rows go when their image does or its vector changes
+    (triggers), so a re-embedded picture is tagged again on the next run."""
+    db["tags"].create({"image_id": int, "tag": str, "score": float, "strength": float}, pk=("image_id", "tag"))
+    db["tags"].create_index(["tag", "strength"])
+    db["tagged"].create({"image_id": int, "tagged_at": float}, pk="image_id")
+    db["tagged"].create_index(["tagged_at"])  # what changed since the keyword index's last sync
+    db["tag_vocab"].create({"tag": str, "kind": str, "background": float}, pk="tag")
+    db.conn.execute(
+        "CREATE TRIGGER tags_image_deleted AFTER DELETE ON images BEGIN "
+        "DELETE FROM tags WHERE image_id = old.id; DELETE FROM tagged WHERE image_id = old.id; END"
+    )
+    db.conn.execute(
+        "CREATE TRIGGER tags_vector_changed AFTER UPDATE OF vector ON images WHEN old.vector IS NOT new.vector "
+        "BEGIN DELETE FROM tags WHERE image_id = old.id; DELETE FROM tagged WHERE image_id = old.id; END"
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -103,6 +103,7 @@ def test_cached_per_generation_and_prompts_encoded_only_when_not_saved(tmp_path,
     root, db = tmp_path / "photos", tmp_path / "db"
     make_corpus(root, 12)
     Indexer(db, encoder=tiny, batch_size=8).run([root])
+    calls.clear()  # the run encoded the tag vocabulary (pixseek.index.tagging), not the prompts
     with Engine.open(db, encoder=tiny) as eng:
         first = eng.score_scale()
         assert calls == [len(prompts())] and eng.score_scale() is first

@@ -81,6 +81,7 @@ def test_search_text_image_and_json(runner, indexed):
         "longitude",
         "altitude",
         "place",
+        "tags",
     }
     assert res[0]["why"] == ["image meaning"]
     r = invoke(

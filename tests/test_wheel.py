@@ -107,6 +107,8 @@ def test_wheel_holds_one_import_root_and_the_package_data(wheel):
         "pixseek/models/weights/pixseek-photo.safetensors",
         "pixseek/models/pixseek-photo.md",
         "pixseek/store/prompts.txt",
+        "pixseek/index/vocabulary.txt",
+        "pixseek/index/tag_calibration.json",
         "pixseek/ui/app.py",
         "pixseek/py.typed",
     }
@@ -156,7 +158,9 @@ def test_demo_path_runs_from_the_wheel(fresh_venv, tmp_path):
         "at = AppTest.from_file(str(resources.files('pixseek.ui') / 'app.py'), default_timeout=120)\n"
         "at.query_params['q'] = 'dog'; at.run()\n"
         "assert not at.exception, [e.value for e in at.exception]\n"
-        "print(sum(1 for b in at.main.button if (b.key or '').startswith('open-')))"  # one per result card
+        "import json\n"
+        "cards = [e for e in at.main if getattr(getattr(e, 'proto', None), 'component_name', '') == 'pixseek_cards']\n"
+        "print(len(json.loads(cards[0].proto.json)['cards']) if cards else 0)"  # the result cards' element
     )
     env["PIXSEEK_DB"] = db
     assert int(run("-c", page, exe=py).strip().splitlines()[-1]) > 0
