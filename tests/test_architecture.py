@@ -17,7 +17,15 @@ PACKAGE_DIRS: dict[str, str] = tomllib.loads((ROOT / "pyproject.toml").read_text
 
 # Each layer and the layers it may import (itself included). Nothing imports the page but the CLI,
 # which launches it.
-CORE = {"pixseek.errors", "pixseek.settings", "pixseek.fileio", "pixseek.faults", "pixseek.decode", "pixseek"}
+CORE = {
+    "pixseek.errors",
+    "pixseek.settings",
+    "pixseek.fileio",
+    "pixseek.faults",
+    "pixseek.decode",
+    "pixseek.hosts",
+    "pixseek",
+}
 ALLOWED = {
     "core": {"core"},
     "models": {"core", "models"},
@@ -26,7 +34,8 @@ ALLOWED = {
     "search": {"core", "models", "store", "search"},
     "train": {"core", "models", "train"},
     "ui": {"core", "store", "search", "ui"},
-    "cli": {"core", "models", "store", "index", "search", "train", "ui", "cli"},
+    "service": {"core", "models", "store", "search", "service"},
+    "cli": {"core", "models", "store", "index", "search", "train", "ui", "service", "cli"},
 }
 HEAVY = {"torch", "torchvision", "open_clip", "faiss", "onnxruntime", "onnx", "streamlit", "transformers"}
 # the page and its parts are a Streamlit script: streamlit is the point (the service and launcher stay free of it)
@@ -36,7 +45,7 @@ HEAVY_AT_TOP = {f"pixseek.ui.{m}": {"streamlit"} for m in ("page", "grid", "card
 def layer(module: str) -> str:
     if module in CORE:
         return "core"
-    if module in ("pixseek.cli", "pixseek.__main__"):
+    if module in ("pixseek.cli", "pixseek.__main__") or module.startswith("pixseek.cli_"):
         return "cli"
     return module.split(".")[1]
 
