@@ -80,6 +80,13 @@ class Backend:
         """The synced engine with its encoder loaded (raises while there is no index to search)."""
         return self.live.warm()
 
+    def warm(self) -> Engine:
+        """Load everything a first query would wait for: the index, the encoder, the score scale."""
+        with self.live.lock:
+            eng = self.live.warm()
+            eng.score_scale()
+            return eng
+
     def stats(self) -> dict:
         facts = collect(self.data_dir)
         facts["service"] = {"queries": self.queries, "reloads": self.live.reloads}
@@ -92,13 +99,16 @@ class Backend:
     def search(self, ask: Ask) -> Answer:
         """One page of results (``ask.k`` from ``ask.offset``) and whether more follow."""
         t0 = time.perf_counter()
-        images = [
+        side = self.engine().encoder.image_size if ask.uploads else None
+        images = [  # decoded (or refused) one after the other, outside the locks, at a scale the model can use
             (
-                read_upload(u.data, u.name, max_bytes=self.max_upload_bytes, max_pixels=self.live.max_pixels).image,
+                read_upload(
+                    u.data, u.name, max_bytes=self.max_upload_bytes, max_pixels=self.live.max_pixels, min_side=side
+                ).image,
                 u.weight,
             )
             for u in ask.uploads
-        ]  # decoded (and refused) before any lock is taken
+        ]
         terms: dict[str, Any] = {"similar": ask.similar, "mode": ask.mode}
         if self.split_locks and ask.similar is None:
             prepared = self.engine().prepare(ask.texts, images, ask.negatives, **terms)  # encodes, unlocked
@@ -127,9 +137,9 @@ class Backend:
         with self.live.lock:
             return self.live.sync().get(int(image_id))
 
-    def thumbnail(self, image_id: int) -> tuple[ImageRow, bytes]:
-        row = self.row(image_id)
-        return row, self.thumbs.get(row)
+    def thumbnail(self, row: ImageRow) -> bytes:
+        """The thumbnail of a row from :meth:`row` (made and cached on first use, outside the lock)."""
+        return self.thumbs.get(row)
 
     def view(self, image_id: int) -> tuple[ImageRow, bytes]:
         row = self.row(image_id)

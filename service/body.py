@@ -18,7 +18,7 @@ from pixseek.errors import QueryError, UploadTooLargeError
 
 from .schemas import SearchIn, one_line
 
-MAX_PARTS = 16  # the query and up to 15 pictures
+MAX_PARTS = 9  # the query and up to 8 pictures
 QUERY_FIELD, IMAGE_FIELD = "query", "image"
 
 

@@ -49,7 +49,7 @@ def serve(
     backend = Backend(db, max_upload_bytes=max_upload_bytes)
     root = backend.data_dir.root
     try:
-        backend.engine()  # the model and the vectors, loaded before the first request
+        backend.warm()  # the model, the vectors and the score scale, loaded before the first request
     except (IndexNotFoundError, EmptyIndexError) as e:
         print(f"pixseek: {e.message}: searches answer 503 until `pixseek index` fills it", file=sys.stderr)
     if not is_loopback(host):

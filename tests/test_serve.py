@@ -143,8 +143,7 @@ def test_an_uploaded_picture_finds_itself_and_weights_combine(client, engine, in
     assert top["path"] == str(path) and top["score"] == pytest.approx(1.0, abs=1e-5)
     query = {"text": "shapes::0.4", "image_weights": [0.6], "k": 6}
     r = client.post("/search", files={"image": ("q.png", data, "image/png")}, data={"query": json.dumps(query)})
-    picture = Image.open(io.BytesIO(data))
-    expect = engine.search(["shapes::0.4"], [(picture, 0.6)], k=6)
+    expect = engine.search(["shapes::0.4"], [(data, 0.6)], k=6)
     assert _ids(r.json()) == [e.id for e in expect]
 
 
@@ -183,6 +182,14 @@ def test_stats(client):
 def test_openapi_and_offline_docs(client):
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]) == {"/health", "/search", "/similar/{id}", "/thumbs/{id}", "/images/{id}", "/stats"}
+    assert "422" not in json.dumps(spec) and set(spec["components"]["schemas"]) == {
+        "ErrorOut",
+        "ResultOut",
+        "SearchOut",
+    }
+    assert spec["paths"]["/similar/{id}"]["get"]["responses"]["400"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorOut"
+    }
     assert set(spec["paths"]["/search"]["post"]["requestBody"]["content"]) == {
         "application/json",
         "multipart/form-data",
@@ -480,7 +487,7 @@ def test_threads_get_what_one_thread_gets(indexed, tiny, split):
         alone = [key(a) for a in asks]
         with ThreadPoolExecutor(8) as pool:
             together = list(pool.map(key, asks))
-            thumbs = list(pool.map(lambda i: b.thumbnail(i)[1], range(1, 25)))
+            thumbs = list(pool.map(lambda i: b.thumbnail(b.row(i)), range(1, 25)))
         assert together == alone
         assert all(valid_webp(t) for t in thumbs)
     finally:
