@@ -11,6 +11,7 @@ import time
 
 import click
 
+from .cli_serve import serve_cmd
 from .errors import PixseekError
 
 EXIT_INTERRUPTED = 130
@@ -699,6 +700,9 @@ def ui_cmd(db, host, port, max_upload_mb):
     from .ui.launch import launch
 
     launch(db, host=host, port=port, max_upload_mb=max_upload_mb)
+
+
+cli.add_command(serve_cmd)
 
 
 def main() -> None:

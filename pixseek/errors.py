@@ -120,6 +120,10 @@ class QueryImageError(QueryError):
     """A query image could not be read or decoded."""
 
 
+class UploadTooLargeError(QueryImageError):
+    """An uploaded query picture (or the request carrying it) is over the byte or pixel cap."""
+
+
 class NotFoundError(PixseekError):
     """An image id that is not in the index."""
 
@@ -133,7 +137,7 @@ class DuplicatesError(PixseekError):
 
 
 class ServeError(PixseekError):
-    """The web UI cannot start (port in use, Streamlit missing)."""
+    """The web UI or the search service cannot start (port in use, Streamlit missing, no token)."""
 
 
 class SettingError(PixseekError):

@@ -17,6 +17,7 @@ MODELS = "PIXSEEK_MODELS"  # a folder with registry.json, configs/ and weights/ 
 RUNTIME = "PIXSEEK_RUNTIME"  # auto | torch: what `pixseek index` embeds with on a CPU
 INDEX_MEMORY = "PIXSEEK_INDEX_MEMORY"  # bytes the vector index may take in RAM (else a quarter of RAM)
 FAULT = "PIXSEEK_FAULT"  # NAME:N[:ACTION], fault injection for the crash tests (pixseek.faults)
+TOKEN = "PIXSEEK_TOKEN"  # the bearer token `pixseek serve` requires (else --token; needed beyond loopback)
 # Hugging Face's own variables, read the way huggingface_hub reads them (`pixseek models` and `models fetch`)
 HUB_OFFLINE = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")  # either switches hub downloads off
 HUB_ENDPOINT = "HF_ENDPOINT"  # the hub's address (else https://huggingface.co)
@@ -79,6 +80,13 @@ def index_memory() -> int | None:
 
 def fault() -> str | None:
     return _get(FAULT)
+
+
+def token(explicit: str | None = None) -> str | None:
+    """The search service's bearer token: the explicit one (``--token``), else ``$PIXSEEK_TOKEN``, else
+    None. Surrounding whitespace (a trailing newline from a file) is not part of it."""
+    value = explicit if explicit is not None else _get(TOKEN)
+    return value.strip() if value is not None and value.strip() else None
 
 
 def hub_offline() -> str | None:

@@ -3,9 +3,20 @@
 from pixseek.store.filters import Filter
 
 from .calibrate import ScoreScale, calibrate
-from .engine import Engine
+from .engine import Engine, Prepared
 from .groups import Group, group_copies
 from .query import Term, build_terms
 from .results import Result
 
-__all__ = ["Engine", "Filter", "Group", "Result", "ScoreScale", "Term", "build_terms", "calibrate", "group_copies"]
+__all__ = [
+    "Engine",
+    "Filter",
+    "Group",
+    "Prepared",
+    "Result",
+    "ScoreScale",
+    "Term",
+    "build_terms",
+    "calibrate",
+    "group_copies",
+]

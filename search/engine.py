@@ -1,17 +1,25 @@
-"""The search API: ``Engine.open(db_dir)`` then ``.text()``, ``.image()``, ``.similar()``, ``.query()``.
+"""The search API: ``Engine.open(db_dir)`` then ``.search()``, ``.text()``, ``.image()``, ``.similar()``.
 
-The one query path of the CLI, the page and the Python API: terms (texts, pictures, stored vectors,
-with weights) -> one query vector (:mod:`pixseek.search.query`) -> ranked ids (FAISS, or exact
-scoring of a filtered selection) -> :class:`Result` rows looked up in SQLite. The encoder loads
-lazily (``similar`` needs none) and must be the model the index was built with.
+The one query path of the CLI, the page, the search service and the Python API: terms (texts,
+pictures, stored vectors, with weights) -> one query vector (:mod:`pixseek.search.query`) -> ranked
+ids (FAISS, or exact scoring of a filtered selection; fused with the keyword index,
+:mod:`pixseek.search.hybrid`) -> :class:`Result` rows looked up in SQLite. The encoder loads lazily
+(``similar`` needs none) and must be the model the index was built with.
+
+:meth:`Engine.search` is :meth:`Engine.prepare` (the query vector: the encoder's work) then
+:meth:`Engine.run` (the ranking: the store's). A process that shares one engine between threads (the
+search service) runs the two apart: ``prepare`` reads the store only for ``similar``, and the encoder
+is serialised by the engine's own lock, so one thread may encode while another ranks.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +41,7 @@ from .groups import Group, fetch_groups
 from .query import Term, build_terms, check_terms, combine, split_weight
 from .results import MEANING, SORTS, Result, by_date
 
-__all__ = ["Engine", "Result"]
+__all__ = ["Engine", "Prepared", "Result"]
 
 # A filtered selection up to this size is scored exactly from the vectors in SQLite; a larger one is
 # searched through FAISS with an ID selector (falling back to exact if the index returns too few).
@@ -41,6 +49,17 @@ EXACT_SELECTION = 20_000
 # While an indexer runs, a search process rebuilds a flat index from SQLite at most this often.
 REBUILD_INTERVAL = 30.0
 RESULT_TAGS = 5  # tags a result carries (its strongest)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A query ready to rank (:meth:`Engine.prepare`): its vector and the words for the keyword index."""
+
+    vector: np.ndarray | None  # the unit query vector; None in keyword mode
+    parsed: hybrid.Parsed | None  # the text's words and quoted phrases; None when the vector alone ranks
+    mode: str  # hybrid | semantic | keyword
+    kind: str  # "image" when a picture or a stored vector is in the query, else "text" (the score scale)
+    exclude: tuple[int, ...] = ()  # ids never returned (the image of ``similar``)
 
 
 class Engine:
@@ -63,6 +82,7 @@ class Engine:
         self._rebuilt_at = time.monotonic()
         self._scale: tuple[int, ScoreScale] | None = None  # (vectors' generation, its score scale)
         self._dupe_rule: tuple[int, DupeRule] | None = None  # (vectors' generation, its duplicate rule)
+        self._encoding = threading.Lock()  # one encode at a time, whichever thread asks (the service)
 
     @classmethod
     def open(
@@ -112,13 +132,26 @@ class Engine:
         """The query encoder: the one given, else the index model's ONNX export when there is one (no
         torch start-up), else its torch model (see :func:`pixseek.models.for_queries`)."""
         if self._encoder is None:
-            if self._model_spec is not None:
-                enc = load_torch(self._model_spec, self._device)
-            else:
-                enc = for_queries(self.store.model_id or "", self.store.model_spec, self._device, self._check_model)
-            self._check_model(enc)
-            self._encoder = enc
+            with self._encoding:
+                if self._encoder is None:
+                    if self._model_spec is not None:
+                        enc = load_torch(self._model_spec, self._device)
+                    else:
+                        enc = for_queries(
+                            self.store.model_id or "", self.store.model_spec, self._device, self._check_model
+                        )
+                    self._check_model(enc)
+                    self._encoder = enc
         return self._encoder
+
+    @property
+    def encoder_loaded(self) -> bool:
+        return self._encoder is not None
+
+    def _encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        enc = self.encoder
+        with self._encoding:
+            return enc.encode_texts(texts)
 
     def _check_model(self, enc: Encoder) -> None:
         if enc.model_id != self.store.model_id:
@@ -161,8 +194,7 @@ class Engine:
         if self._scale is None or self._scale[0] != generation:
             text = saved_prompt_vectors(self.store)
             if text is None:
-                enc = self.encoder
-                text = cached_text_vectors(enc.model_id, prompts(), enc.encode_texts)
+                text = cached_text_vectors(self.encoder.model_id, prompts(), self._encode_texts)
             self._scale = (generation, calibrate(self.store, text))
         return self._scale[1]
 
@@ -199,7 +231,7 @@ class Engine:
     def encode_text(self, text: str) -> np.ndarray:
         if not text or not text.strip():
             raise QueryError("empty query text")
-        return self.encoder.encode_texts([text.strip()])[0]
+        return self._encode_texts([text.strip()])[0]
 
     def encode_image(self, source: Any) -> np.ndarray:
         """``source``: a path, bytes, a file object or a PIL image."""
@@ -209,7 +241,8 @@ class Engine:
             d = open_image(source, max_pixels=self.max_pixels, min_side=enc.image_size)
         except ImageError as e:
             raise QueryImageError(f"cannot read query image {label}: {e.message}") from None
-        return enc.encode_images([d.image])[0]
+        with self._encoding:  # decoding (above) runs unserialised
+            return enc.encode_images([d.image])[0]
 
     def encode_terms(self, terms: Sequence[Term]) -> np.ndarray:
         """One unit query vector for weighted terms (texts, pictures, stored vectors)."""
@@ -218,7 +251,7 @@ class Engine:
         weights: list[float] = []
         texts = [t for t in terms if t.kind == "text"]
         if texts:
-            tv = self.encoder.encode_texts([t.value for t in texts])
+            tv = self._encode_texts([t.value for t in texts])
             vecs += list(tv)
             weights += [t.weight * self.encoder.text_gain for t in texts]
         for t in terms:
@@ -399,14 +432,29 @@ class Engine:
     ) -> list[Result]:
         """CLI-style entry: strings with optional ``::W`` weights; ``similar``: an indexed image id whose
         stored vector joins the query (alone it is :meth:`similar`), itself excluded from the results.
+        An image may also be bytes, a file object, a PIL image or a ``(picture, weight)`` pair.
 
         ``mode`` (for queries with text): ``hybrid`` fuses the vector ranking with the keyword index
         (file names, folders, text in pictures, camera, place, tags), ``semantic`` ranks by the vector
         alone, ``keyword`` by the keyword index alone. Quoted phrases must appear literally in every
-        mode (:mod:`pixseek.search.hybrid`)."""
-        texts, images, negatives = list(texts), list(images), list(negatives)
+        mode (:mod:`pixseek.search.hybrid`). ``kw``: ``offset``, ``filter``, ``min_score``, ``exclude``.
+        """
         if kw.get("filter") is not None:
             self.store.check_tags(kw["filter"].tags)  # an unknown tag is refused before any model loads
+        return self.run(self.prepare(texts, images, negatives, similar=similar, mode=mode), k, **kw)
+
+    def prepare(
+        self,
+        texts: Iterable[str] = (),
+        images: Iterable[Any] = (),
+        negatives: Iterable[str] = (),
+        *,
+        similar: int | None = None,
+        mode: str = "hybrid",
+    ) -> Prepared:
+        """The first half of :meth:`search`: the query's vector (encoded) and words (parsed). Reads the
+        store only for ``similar``. Raises QueryError, QueryImageError, NotFoundError."""
+        texts, images, negatives = list(texts), list(images), list(negatives)
         hybrid.check_mode(mode)
         words = [v for v, w in (split_weight(str(t)) for t in texts) if w > 0 and v.strip()]
         parsed = hybrid.parse(" ".join(words)) if words else None
@@ -419,8 +467,8 @@ class Engine:
                 )
             if images or negatives or similar is not None:
                 raise QueryError("a keyword search takes words only (no --image, --not or --similar)")
-            return self._fused(None, parsed, k, mode, "text", kw)
-        exclude = [int(similar)] if similar is not None else []
+            return Prepared(None, parsed, mode, "text")
+        exclude = (int(similar),) if similar is not None else ()
         if similar is not None and not texts and not images and not negatives:
             q = self._stored(similar)
         elif similar is not None:
@@ -428,11 +476,23 @@ class Engine:
             q = self.encode_terms(terms + build_terms(texts, images, negatives, allow_empty=True))
         else:
             q = self.encode_terms(build_terms(texts, images, negatives))
-        if parsed is None or parsed.match.empty or (mode == "semantic" and not parsed.match.phrases):
-            return self.search_vector(q, k, exclude=exclude + list(kw.pop("exclude", ())), **kw)
-        kw["exclude"] = exclude + list(kw.get("exclude", ()))
         kind = "image" if images or similar is not None else "text"
-        return self._fused(q, parsed, k, mode, kind, kw)
+        if parsed is None or parsed.match.empty or (mode == "semantic" and not parsed.match.phrases):
+            parsed = None  # the vector alone ranks
+        return Prepared(q, parsed, mode, kind, exclude)
+
+    def run(self, prepared: Prepared, k: int = 20, **kw: Any) -> list[Result]:
+        """The second half of :meth:`search`: rank a prepared query. ``kw``: ``offset``, ``filter``,
+        ``min_score``, ``exclude``."""
+        if kw.get("filter") is not None:
+            self.store.check_tags(kw["filter"].tags)
+        exclude = list(prepared.exclude) + [int(i) for i in kw.pop("exclude", ())]
+        if prepared.parsed is None:
+            if prepared.vector is None:
+                raise QueryError("a query needs a vector or words to rank by")
+            return self.search_vector(prepared.vector, k, exclude=exclude, **kw)
+        kw["exclude"] = exclude
+        return self._fused(prepared.vector, prepared.parsed, k, prepared.mode, prepared.kind, kw)
 
     def _fused(
         self, q: np.ndarray | None, parsed: hybrid.Parsed, k: int, mode: str, kind: str, kw: dict

@@ -38,8 +38,9 @@ def split_weight(raw: str, *, is_path: bool = False) -> tuple[str, float]:
 
 
 def build_terms(texts=(), images=(), negatives=(), *, allow_empty: bool = False) -> list[Term]:
-    """Terms from CLI-style strings (weights as ``::W`` suffixes). Raises QueryError when empty
-    (``allow_empty``: the caller adds a term of its own, such as a stored vector)."""
+    """Terms from CLI-style strings (weights as ``::W`` suffixes). An image is a path (``::W`` allowed),
+    bytes, a file object or a PIL image (weight 1), or a ``(picture, weight)`` pair. Raises QueryError
+    when empty (``allow_empty``: the caller adds a term of its own, such as a stored vector)."""
     terms: list[Term] = []
     for raw in texts:
         value, w = split_weight(str(raw))
@@ -49,6 +50,8 @@ def build_terms(texts=(), images=(), negatives=(), *, allow_empty: bool = False)
         if isinstance(raw, str):
             value, w = split_weight(raw, is_path=True)
             terms.append(Term("image", value, w))
+        elif isinstance(raw, tuple) and len(raw) == 2:  # (picture, weight): an upload with its weight
+            terms.append(Term("image", raw[0], float(raw[1])))
         else:
             terms.append(Term("image", raw, 1.0))
     for raw in negatives:

@@ -12,10 +12,12 @@ import contextlib
 import io
 import logging
 import os
+import stat
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from pixseek.decode import DEFAULT_MAX_PIXELS, open_image
 from pixseek.errors import ImageError
@@ -84,11 +86,28 @@ class Thumbs:
 
     def original(self, row: ImageRow) -> bytes:
         """The original file's bytes (for download). Raises ImageError when it cannot be read."""
-        try:
-            with open(row.path, "rb") as f:
+        with self.open_original(row) as f:
+            try:
                 return f.read()
+            except OSError as e:
+                raise ImageError(f"cannot read {row.path}: {e.strerror or e}", stage="read") from None
+
+    def open_original(self, row: ImageRow) -> BinaryIO:
+        """The original file, open for reading (to stream it). Raises ImageError when it cannot be opened
+        or is no longer a regular file (a FIFO put in its place would block a read for ever)."""
+        try:
+            fd = os.open(row.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
         except OSError as e:
             raise ImageError(f"cannot read {row.path}: {e.strerror or e}", stage="read") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ImageError(f"cannot read {row.path}: not a regular file", stage="read")
+            if hasattr(os, "set_blocking"):
+                os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
 
     # --- internals --------------------------------------------------------------------------------
     def _unchanged(self, row: ImageRow) -> bool:

@@ -25,6 +25,7 @@ CORE = {
     "pixseek.decode",
     "pixseek.exif",
     "pixseek.phash",
+    "pixseek.hosts",
     "pixseek",
 }
 ALLOWED = {
@@ -35,7 +36,8 @@ ALLOWED = {
     "search": {"core", "models", "store", "search"},
     "train": {"core", "models", "train"},
     "ui": {"core", "store", "search", "ui"},
-    "cli": {"core", "models", "store", "index", "search", "train", "ui", "cli"},
+    "service": {"core", "models", "store", "search", "service"},
+    "cli": {"core", "models", "store", "index", "search", "train", "ui", "service", "cli"},
 }
 HEAVY = {
     "torch",

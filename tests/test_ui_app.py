@@ -188,7 +188,7 @@ def test_bad_links_are_messages_not_tracebacks(ui_index, monkeypatch):
 
 
 def test_host_names_the_page_answers_to():
-    from pixseek.ui.hosts import allowed
+    from pixseek.hosts import allowed
 
     for host in ("127.0.0.1:8501", "localhost:8501", "LOCALHOST", "[::1]:8501", "127.9.9.9", None):
         assert allowed(host, "127.0.0.1"), host

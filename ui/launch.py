@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 from pixseek.errors import ServeError
+from pixseek.hosts import is_loopback
 from pixseek.store import DataDir
-
-from .hosts import is_loopback
 
 APP = Path(__file__).resolve().parent / "app.py"
 

@@ -18,11 +18,12 @@ from importlib import resources
 
 import streamlit as st
 
+from pixseek import hosts
 from pixseek.errors import EmptyIndexError, IndexNotFoundError, PixseekError, QueryImageError
 from pixseek.search.uploads import DEFAULT_MAX_UPLOAD_BYTES
 from pixseek.store import DataDir
 
-from . import grid, hosts, state
+from . import grid, state
 from .service import QuerySpec, Service
 from .sidebar import sidebar
 from .text import md as _md

@@ -8,15 +8,15 @@ when the indexer has changed them on disk. Images are served by row id only.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from pixseek.errors import IndexNotFoundError, NotFoundError, PixseekError
+from pixseek.errors import NotFoundError, PixseekError
 from pixseek.search import Engine, Filter, Group, Result, ScoreScale, Term
+from pixseek.search.live import LiveEngine
 from pixseek.search.stats import collect
 from pixseek.search.uploads import DEFAULT_MAX_UPLOAD_BYTES, read_upload
 from pixseek.store import DataDir, ImageRow
@@ -50,28 +50,25 @@ class Service:
     def __init__(self, db_dir: str | None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES):
         self.data_dir = DataDir.resolve(db_dir)
         self.max_upload_bytes = max_upload_bytes
-        self.lock = threading.RLock()
-        self.engine: Engine | None = None
+        self.live = LiveEngine(self.data_dir)
+        self.lock = self.live.lock  # around every use of the engine's store
         self.thumbs = Thumbs(self.data_dir)
         self.encodes = 0  # query vectors computed (paging re-uses the last one)
-        self.reloads = 0  # times the vectors were reloaded after the indexer ran
         self._choices: tuple[int, list[str], list[str]] | None = None
         self._thumbs: OrderedDict[str, bytes] = OrderedDict()  # content hash -> WebP, most recent last
 
     # --- the index ------------------------------------------------------------------------------
     def sync(self) -> Engine:
-        """The engine, opened if the index has appeared, reloaded if the indexer changed it.
+        """The engine, opened if the index has appeared, reloaded if the indexer changed it (shared with
+        the search service: :class:`~pixseek.search.live.LiveEngine`).
 
         Raises IndexNotFoundError / EmptyIndexError / StoreError for the page's empty states.
         """
-        with self.lock:
-            if self.engine is None:
-                if not self.data_dir.exists():
-                    raise IndexNotFoundError(f"no pixseek index in {self.data_dir.root}")
-                self.engine = Engine.open(self.data_dir, shared=True)
-            elif self.engine.refresh():
-                self.reloads += 1
-            return self.engine
+        return self.live.sync()
+
+    @property
+    def reloads(self) -> int:
+        return self.live.reloads
 
     def facts(self) -> dict:
         return collect(self.data_dir)
