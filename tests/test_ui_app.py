@@ -10,6 +10,7 @@ from pagetest import APP, cards, open_card, open_page, result_cards, result_fold
 from streamlit.testing.v1 import AppTest
 
 from pixseek.index.indexer import Indexer
+from pixseek.search import Engine
 
 
 def _service(db):
@@ -298,3 +299,30 @@ def test_words_and_meaning_modes_and_why_a_card_matched(ui_index, monkeypatch, t
     at.text_input(key="q").set_value('"invoice 2291"').run()  # quoted: literal, in every mode
     _ok(at)
     assert [c["name"] for c in cards(at)] == ["invoice 2291.png"]
+
+
+def test_tag_facet_order_by_date_and_hiding_near_duplicates(ui_index, monkeypatch):
+    """The sidebar offers the index's tags with counts; choosing one keeps pictures with it (shown on
+    their cards); "Newest first" orders the matches by date; hiding near-duplicates runs."""
+    db, _ = ui_index
+    at = open_page(db, monkeypatch, query="a shape")
+    _ok(at)
+    tags = at.sidebar.multiselect(key="f_tags")
+    first = tags.options[0]  # "tag (n)": the most used first
+    name, count = first.rsplit(" (", 1)
+    tags.set_value([name]).run()
+    _ok(at)
+    shown = cards(at)
+    assert len(shown) == int(count.rstrip(")")) and all(name in c["tags"] for c in shown)
+    at.sidebar.multiselect(key="f_tags").set_value([]).run()
+    at.sidebar.selectbox(key="sort").set_value("newest").run()
+    _ok(at)
+    dates = [c["date"] for c in cards(at)]
+    assert len(dates) == 24 and dates == sorted(dates, reverse=True) and dates[-1] == "2018-05-05"
+    at.sidebar.selectbox(key="sort").set_value("score").run()
+    ranked = [c["id"] for c in cards(at)]
+    at.sidebar.toggle(key="hide_dupes").set_value(True).run()
+    _ok(at)
+    with Engine.open(db) as eng:  # what the engine calls a near-duplicate of a better-ranked picture
+        hidden = eng.near_duplicates(ranked, copies=False)
+    assert hidden and [c["id"] for c in cards(at)] == [i for i in ranked if i not in hidden]

@@ -74,6 +74,11 @@ export default function (component) {
     }
     folder.append(c.folder + (c.copies ? ` · ${c.copies}` : ''));
     card.append(line, folder);
+    if (c.tags && c.tags.length) {
+      const tags = el('div', 'px-tags', c.tags.join(' · '));
+      tags.title = 'zero-shot tags (filter by them in the sidebar)';
+      card.append(tags);
+    }
     return card;
   });
   grid.replaceChildren(...cards);

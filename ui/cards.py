@@ -53,6 +53,7 @@ def card_data(svc: Service, g: Group, label: str, folder: str) -> dict[str, Any]
         "label": label,
         "score": round(float(r.score), 6),
         "why": " · ".join(words),
+        "tags": list(r.tags[:3]),
         "date": _date(r.taken_at if r.taken_at is not None else r.mtime),
         "dated": "taken" if r.taken_at is not None else "file time",
         "copies": f"+{g.n_copies} {'copy' if g.n_copies == 1 else 'copies'}" if g.n_copies else "",

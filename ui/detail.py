@@ -64,10 +64,24 @@ def _body(svc: Service, groups: dict[int, Group], kind: str) -> None:
         st.subheader(_md(name), anchor=False)
         when = dt.datetime.fromtimestamp(row.date).strftime("%Y-%m-%d %H:%M")
         label = svc.score_scale().label(g.best.score, kind)
+        best = g.best
+        extra = []
+        if best.camera:
+            extra.append(_md(best.camera + (f" · {best.lens}" if best.lens else "")))
+        if best.place_name or best.latitude is not None:
+            where = best.place_name or ""
+            if best.latitude is not None and best.longitude is not None:
+                where += f" ({best.latitude:.5f}, {best.longitude:.5f})"
+            extra.append(_md(where.strip()))
+        if best.tags:
+            extra.append("tags: " + _md(", ".join(best.tags)))
+        why = [w for w in best.why if w != "image meaning"]
         st.markdown(
             f"{row.width}×{row.height} {row.format} · {row.size / 1024:,.0f} KiB  \n"
             f"{'taken' if row.taken_at else 'modified'} {when}  \n"
-            f"match: **{label}** (score {g.best.score:.3f})"
+            + "".join(f"{line}  \n" for line in extra)
+            + f"match: **{label}** (score {g.best.score:.3f})"
+            + (f" · words found in its {_md(', '.join(why))}" if why else "")
         )
         paths = [row.path] + [c.path for c in g.copies]
         st.caption("Where" if len(paths) == 1 else f"Where ({len(paths)} identical files)")

@@ -49,7 +49,16 @@ def _results(svc: Service, kind: str, label: str, opts: Options, words: str) -> 
     want = ss.pages * opts.page_size
     exclude = svc.same_content(ss.like) if ss.like is not None else ()  # the picture and its copies
     groups, more, seconds = svc.search_groups(
-        ss.qvec, want, filter=filt, min_score=min_score, exclude=exclude, words=words, mode=opts.mode, kind=kind
+        ss.qvec,
+        want,
+        filter=filt,
+        min_score=min_score,
+        exclude=exclude,
+        words=words,
+        mode=opts.mode,
+        kind=kind,
+        sort=opts.sort,
+        hide_dupes=opts.hide_dupes,
     )
     if not groups:
         ss.shown = []

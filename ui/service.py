@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from pixseek.search.live import LiveEngine
 from pixseek.search.stats import collect
 from pixseek.search.uploads import DEFAULT_MAX_UPLOAD_BYTES, read_upload
 from pixseek.store import DataDir, ImageRow
+from pixseek.store.photos import Facets
 from pixseek.store.thumbs import Thumbs
 
 THUMBS_IN_MEMORY = 2000  # ~20 MB of WebP thumbnails
@@ -55,6 +56,7 @@ class Service:
         self.thumbs = Thumbs(self.data_dir)
         self.encodes = 0  # query vectors computed (paging re-uses the last one)
         self._choices: tuple[int, list[str], list[str]] | None = None
+        self._facets: tuple[tuple, Facets, list[tuple[str, int]]] | None = None
         self._thumbs: OrderedDict[str, bytes] = OrderedDict()  # content hash -> WebP, most recent last
 
     # --- the index ------------------------------------------------------------------------------
@@ -86,6 +88,16 @@ class Service:
                 formats = [f for f, _ in eng.store.formats()]
                 self._choices = (gen, eng.store.folders(), formats)
             return self._choices[1], self._choices[2]
+
+    def facets(self, filter: Filter) -> tuple[Facets, list[tuple[str, int]]]:
+        """(cameras and places, tags) with counts among the pictures ``filter`` selects (each facet
+        ignoring its own part of the filter), kept until the index or the filter changes."""
+        with self.lock:
+            eng = self.sync()
+            key = (eng.store.generation, filter)
+            if self._facets is None or self._facets[0] != key:
+                self._facets = (key, eng.facets(filter), eng.tag_counts(replace(filter, tags=()), limit=200))
+            return self._facets[1], self._facets[2]
 
     # --- queries --------------------------------------------------------------------------------
     def encode(self, spec: QuerySpec) -> np.ndarray:
@@ -146,13 +158,24 @@ class Service:
         words: str = "",
         mode: str = "semantic",
         kind: str = "text",
+        sort: str = "score",
+        hide_dupes: bool = False,
     ) -> tuple[list[Group], bool, float]:
         """(groups of identical files, whether more exist, seconds) for a query vector (and its words,
         for the keyword index: :meth:`Engine.search_groups`)."""
         t0 = time.perf_counter()
         with self.lock:
             groups, more = self.sync().search_groups(
-                q, n_groups, filter=filter, min_score=min_score, exclude=exclude, words=words, mode=mode, kind=kind
+                q,
+                n_groups,
+                filter=filter,
+                min_score=min_score,
+                exclude=exclude,
+                words=words,
+                mode=mode,
+                kind=kind,
+                sort=sort,
+                hide_dupes=hide_dupes,
             )
         return groups, more, time.perf_counter() - t0
 

@@ -16,6 +16,7 @@ PAGE_SIZES = (12, 24, 48, 96)
 ALL_FOLDERS = "All folders"
 # How a text ranks (pixseek.search.hybrid): the page's names for the engine's modes.
 MODES = {"hybrid": "Meaning + words", "semantic": "Meaning", "keyword": "Words"}
+SORTS = {"score": "Best match first", "newest": "Newest first", "oldest": "Oldest first"}
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Options:
     page_size: int
     min_score: float | None
     mode: str = "hybrid"
+    sort: str = "score"
+    hide_dupes: bool = False
 
 
 def sidebar(svc: Service) -> Options:
@@ -66,7 +69,12 @@ def sidebar(svc: Service) -> Options:
         date_from=date_from,
         date_to=date_to,
         min_side=int(min_side or 0),
+        cameras=tuple(st.session_state.get("f_cameras") or ()),
+        places=tuple(st.session_state.get("f_places") or ()),
+        has_gps=bool(st.session_state.get("f_gps")),
+        tags=tuple(st.session_state.get("f_tags") or ()),
     )
+    filt = _facet_widgets(svc, filt)
     sb.header("Results")
     mode = sb.segmented_control(
         "Match text by",
@@ -78,6 +86,20 @@ def sidebar(svc: Service) -> Options:
         on_change=state.reset_pages,
         help="Meaning: what the picture shows. Words: its file name, folders and the other words indexed "
         'with it. Meaning + words: both rankings fused. "Quoted words" must appear literally.',
+    )
+    sort = sb.selectbox(
+        "Order",
+        list(SORTS),
+        format_func=SORTS.__getitem__,
+        key="sort",
+        on_change=state.reset_pages,
+        help="Newest first: the best matches, ordered by the date taken (else the file time)",
+    )
+    hide = sb.toggle(
+        "Hide near-duplicates",
+        key="hide_dupes",
+        on_change=state.reset_pages,
+        help="Leave out re-encodes, resizes and crops of a picture shown above (pixseek dupes lists them all)",
     )
     page_size = sb.selectbox("Per page", PAGE_SIZES, index=1, key="page_size", on_change=state.reset_pages)
     min_score = sb.slider(
@@ -91,7 +113,45 @@ def sidebar(svc: Service) -> Options:
         help="Hide results less similar than this (cosine similarity; hover a strong/good/weak label to see "
         "a result's score); 0 shows all",
     )
-    return Options(filt, int(page_size), min_score or None, str(mode or "hybrid"))
+    return Options(filt, int(page_size), min_score or None, str(mode or "hybrid"), str(sort), bool(hide))
+
+
+def _facet_widgets(svc: Service, filt: Filter) -> Filter:
+    """Camera, place, GPS and tag filters, offered from what the index holds (with counts among the
+    pictures the other filters select); shown only when the index has any."""
+    sb = st.sidebar
+    facets, tags = svc.facets(filt)
+    cameras = {c.name: f"{c.name} ({c.count:,})" for c in facets.cameras}
+    places = {}
+    for country in facets.countries:
+        places[country.country] = f"{country.country} ({country.count:,})"
+        for town in country.cities:
+            if town.city:
+                places[town.value] = f"{town.city} · {country.country} ({town.count:,})"
+    tag_names = {t: f"{t} ({n:,})" for t, n in tags}
+    for key, options in (("f_cameras", cameras), ("f_places", places), ("f_tags", tag_names)):
+        for chosen in st.session_state.get(key) or ():  # a choice stays offered while it is chosen
+            options.setdefault(chosen, chosen)
+    if cameras:
+        sb.multiselect(
+            "Camera", list(cameras), format_func=cameras.__getitem__, key="f_cameras", on_change=state.reset_pages
+        )
+    if places:
+        sb.multiselect(
+            "Place", list(places), format_func=places.__getitem__, key="f_places", on_change=state.reset_pages
+        )
+    if facets.with_gps or st.session_state.get("f_gps"):
+        sb.checkbox(f"Only with a GPS position ({facets.with_gps:,})", key="f_gps", on_change=state.reset_pages)
+    if tag_names:
+        sb.multiselect(
+            "Tags",
+            list(tag_names),
+            format_func=tag_names.__getitem__,
+            key="f_tags",
+            on_change=state.reset_pages,
+            help="Zero-shot tags (`pixseek tags`): pictures with every tag chosen",
+        )
+    return filt
 
 
 def _facts(svc: Service) -> None:
