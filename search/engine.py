@@ -24,9 +24,10 @@ from pixseek.store import DataDir, Filter, ImageRow, Store, VectorIndex
 from pixseek.store.ann import prompts, saved_prompt_vectors
 
 from .calibrate import ScoreScale, calibrate
-from .groups import Group, fetch_groups
+from .cutoff import PICTURE_ONLY, TEXT_ONLY, Background, Cutoff, Recipe, Recipes, Rule, account, resolve
+from .groups import Group, GroupPage, fetch_page
 from .query import Term, build_terms, check_terms, combine
-from .results import Result
+from .results import Result, Results
 
 __all__ = ["Engine", "Result"]
 
@@ -56,6 +57,8 @@ class Engine:
         self.max_pixels = max_pixels
         self._rebuilt_at = time.monotonic()
         self._scale: tuple[int, ScoreScale] | None = None  # (vectors' generation, its score scale)
+        self._background: tuple[int, Background] | None = None  # (vectors' generation, cut-off background)
+        self._recipes = Recipes()  # of the query vectors encode_terms made lately
 
     @classmethod
     def open(
@@ -159,6 +162,24 @@ class Engine:
             self._scale = (generation, calibrate(self.store, text))
         return self._scale[1]
 
+    def background(self) -> Background:
+        """What the relevance cut-off reads (:mod:`pixseek.search.cutoff`), made once per generation of
+        the vectors searched: a changed index gets a new one."""
+        generation = self.vectors.generation
+        if self._background is None or self._background[0] != generation:
+            self._background = (generation, Background.of_store(self.store, lambda: self.encoder))
+        return self._background[1]
+
+    def cutoff(self, q: np.ndarray, recipe: Recipe | None = None, rule: Rule | None = None) -> Cutoff:
+        """The score a result of query vector ``q`` needs to stand out from the background (its counts
+        are filled by a search). ``recipe``: the kinds and weights of ``q``'s terms (:meth:`recipe`)."""
+        return self.background().cutoff(q, recipe or self.recipe(q), rule or Rule())
+
+    def recipe(self, q: np.ndarray) -> Recipe:
+        """The kinds and weights of the terms query vector ``q`` was made of, as :meth:`encode_terms`
+        recorded them (for its last few vectors); any other vector reads as a picture's."""
+        return self._recipes.of(q)
+
     # --- encoding ---------------------------------------------------------------------------------
     def encode_text(self, text: str) -> np.ndarray:
         if not text or not text.strip():
@@ -180,19 +201,25 @@ class Engine:
         check_terms(list(terms))
         vecs: list[np.ndarray] = []
         weights: list[float] = []
+        kinds: list[str] = []
         texts = [t for t in terms if t.kind == "text"]
         if texts:
             tv = self.encoder.encode_texts([t.value for t in texts])
             vecs += list(tv)
             weights += [t.weight * self.encoder.text_gain for t in texts]
+            kinds += ["text"] * len(texts)
         for t in terms:
             if t.kind == "image":
                 vecs.append(self.encode_image(t.value))
-                weights.append(t.weight)
             elif t.kind == "vector":
                 vecs.append(np.asarray(t.value, dtype=np.float32))
-                weights.append(t.weight)
-        return combine(vecs, weights)
+            else:
+                continue
+            weights.append(t.weight)
+            kinds.append(t.kind)
+        q = combine(vecs, weights)
+        self._recipes.remember(q, kinds, weights)
+        return q
 
     # --- searching --------------------------------------------------------------------------------
     def _exact(self, q: np.ndarray, ids: Iterable[int], want: int) -> list[tuple[int, float]]:
@@ -234,19 +261,37 @@ class Engine:
         min_score: float | None = None,
         offset: int = 0,
         filter: Filter | None = None,
-    ) -> list[Result]:
+        cutoff: str | Cutoff | None = None,
+        recipe: Recipe | None = None,
+    ) -> Results:
+        """Results ``offset + 1`` .. ``offset + k`` for query vector ``q``, best first. ``cutoff="auto"``
+        (or a :class:`Cutoff` from :meth:`cutoff`): only those that stand out from the background, and
+        the :class:`Results` carry the threshold and what it dropped; None (default) keeps all."""
         if k < 1:
             raise QueryError("k must be at least 1")
         if offset < 0:
             raise QueryError("offset must be 0 or more")
         if min_score is not None and not math.isfinite(min_score):
             raise QueryError(f"minimum score {min_score} is not a finite number")
+        cut = resolve(cutoff, lambda: self.cutoff(q, recipe))
         exclude = set(int(i) for i in exclude)
         want = offset + k + len(exclude)
-        pairs = [(i, s) for i, s in self.rank(q, want, filter) if i not in exclude]
-        if min_score is not None:
-            pairs = [(i, s) for i, s in pairs if s >= min_score]
-        return self.results(pairs[offset : offset + k], offset + 1)
+        ranked = self.rank(q, want, filter)
+        pairs = [(i, s) for i, s in ranked if i not in exclude]
+        if cut is None:
+            if min_score is not None:
+                pairs = [(i, s) for i, s in pairs if s >= min_score]
+            return Results(self.results(pairs[offset : offset + k], offset + 1))
+        exhausted = len(ranked) < want
+        page, cut = account(cut, pairs, (offset, k), min_score, exhausted, lambda: self._searched(filter, exclude))
+        return Results(self.results(page, offset + 1), cut)
+
+    def _searched(self, filter: Filter | None, exclude: set[int]) -> int:
+        """Pictures a search covers: the selection (all if no filter) less the excluded ones in it."""
+        if filter is None or not filter.active:
+            return self.store.count() - len(self.store.get(exclude))
+        selected = self.store.select_ids(filter)
+        return len(selected) - len(exclude.intersection(selected.tolist()))
 
     def search_groups(
         self,
@@ -256,31 +301,48 @@ class Engine:
         filter: Filter | None = None,
         min_score: float | None = None,
         exclude: Iterable[int] = (),
+        cutoff: str | Cutoff | None = None,
     ) -> tuple[list[Group], bool]:
-        """The first ``n_groups`` pictures for query vector ``q``, copies (files with the same content)
-        folded into one :class:`Group` each, and whether more pictures follow. Raw results are fetched
-        in growing numbers until one group more than wanted turns up or none are left."""
+        """(groups, whether more follow) of :meth:`search_page`, no cut-off unless asked for."""
+        page = self.search_page(q, n_groups, filter=filter, min_score=min_score, exclude=exclude, cutoff=cutoff)
+        return page.groups, page.more
+
+    def search_page(
+        self,
+        q: np.ndarray,
+        n_groups: int,
+        *,
+        filter: Filter | None = None,
+        min_score: float | None = None,
+        exclude: Iterable[int] = (),
+        cutoff: str | Cutoff | None = "auto",
+        recipe: Recipe | None = None,
+    ) -> GroupPage:
+        """What the search page shows: the first ``n_groups`` groups of identical files (raw results
+        fetched in growing numbers, :func:`~pixseek.search.groups.fetch_groups`), whether more
+        follow, and the relevance cut-off: on by default, ``cutoff=None`` is "show all"; once the
+        groups above it run out, ``cutoff.below`` says how many pictures lie below it."""
         exclude = [int(i) for i in exclude]
-        total = self.store.count()
+        cut = resolve(cutoff, lambda: self.cutoff(q, recipe))
 
-        def search(k: int) -> list[Result]:
-            return self.search_vector(q, k, exclude=exclude, min_score=min_score, filter=filter)
+        def search(k: int) -> Results:
+            return self.search_vector(q, k, exclude=exclude, min_score=min_score, filter=filter, cutoff=cut)
 
-        return fetch_groups(search, n_groups, total)
+        return fetch_page(search, n_groups, self.store.count(), cut)
 
-    def query(self, terms: Sequence[Term], k: int = 20, **kw: Any) -> list[Result]:
+    def query(self, terms: Sequence[Term], k: int = 20, **kw: Any) -> Results:
         return self.search_vector(self.encode_terms(terms), k, **kw)
 
-    def text(self, query: str, k: int = 20, **kw: Any) -> list[Result]:
-        return self.search_vector(self.encode_text(query), k, **kw)
+    def text(self, query: str, k: int = 20, **kw: Any) -> Results:
+        return self.search_vector(self.encode_text(query), k, **{"recipe": TEXT_ONLY, **kw})
 
-    def image(self, source: Any, k: int = 20, **kw: Any) -> list[Result]:
+    def image(self, source: Any, k: int = 20, **kw: Any) -> Results:
         """``source``: a path, bytes, a file object or a PIL image."""
-        return self.search_vector(self.encode_image(source), k, **kw)
+        return self.search_vector(self.encode_image(source), k, **{"recipe": PICTURE_ONLY, **kw})
 
-    def similar(self, image_id: int, k: int = 20, **kw: Any) -> list[Result]:
+    def similar(self, image_id: int, k: int = 20, **kw: Any) -> Results:
         """Images like indexed image ``image_id`` (itself excluded). Needs no model."""
-        return self.search_vector(self._stored(image_id), k, exclude=[int(image_id)], **kw)
+        return self.search_vector(self._stored(image_id), k, exclude=[int(image_id)], **{"recipe": PICTURE_ONLY, **kw})
 
     def search(
         self,
@@ -291,7 +353,7 @@ class Engine:
         *,
         similar: int | None = None,
         **kw: Any,
-    ) -> list[Result]:
+    ) -> Results:
         """CLI-style entry: strings with optional ``::W`` weights; ``similar``: an indexed image id whose
         stored vector joins the query (alone it is :meth:`similar`), itself excluded from the results."""
         texts, images, negatives = list(texts), list(images), list(negatives)

@@ -1,10 +1,14 @@
-"""What a search hands out: one ranked :class:`Result` per indexed file (its own module so that the
-engine and the grouping of copies, :mod:`pixseek.search.groups`, can both use it without a cycle)."""
+"""What a search hands out: one ranked :class:`Result` per indexed file, and :class:`Results`, a list of
+them that also carries the relevance cut-off of the search (its own module so that the engine and the
+grouping of copies, :mod:`pixseek.search.groups`, can both use it without a cycle)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+
+from .cutoff import Cutoff
 
 
 @dataclass(frozen=True)
@@ -34,3 +38,12 @@ class Result:
         d = asdict(self)
         d["score"] = round(float(self.score), 6)
         return d
+
+
+class Results(list[Result]):
+    """A page of results (a list of :class:`Result`) and, when a relevance cut-off was asked for, its
+    :class:`~pixseek.search.cutoff.Cutoff`: the threshold used and how many results it dropped."""
+
+    def __init__(self, items: Iterable[Result] = (), cutoff: Cutoff | None = None):
+        super().__init__(items)
+        self.cutoff = cutoff

@@ -107,6 +107,7 @@ def test_wheel_holds_one_import_root_and_the_package_data(wheel):
         "pixseek/models/weights/pixseek-photo.safetensors",
         "pixseek/models/pixseek-photo.md",
         "pixseek/store/prompts.txt",
+        "pixseek/search/background.txt",
         "pixseek/ui/app.py",
         "pixseek/py.typed",
     }
