@@ -146,19 +146,20 @@ def _digest(q: np.ndarray) -> bytes:
 
 def recipe_of(kinds: Sequence[str], weights: Sequence[float]) -> Recipe:
     """A query's recipe from its terms' kinds ("text", "image", "vector": a stored picture) and the
-    weights they were combined with."""
+    weights they were combined with, scaled so that the largest is 1."""
+    scale = max((abs(float(w)) for w in weights), default=1.0) or 1.0  # only the ratios shape a query
     out = []
     for kind, w in zip(kinds, weights):
         if kind not in ("text", "image", "vector"):
             raise QueryError(f"unknown term kind {kind!r}")
-        out.append(("text" if kind == "text" else "image", round(float(w), 4)))
+        out.append(("text" if kind == "text" else "image", round(float(w) / scale, 4)))
     return tuple(out)
 
 
 class Background:
     """What one index generation offers the cut-off: a seeded sample of its pictures (vectors and
     content codes, identical files sharing a code), the model's background caption vectors, and the
-    background floors computed so far, one per recipe and rule."""
+    background queries' best scores computed so far, one array per recipe."""
 
     def __init__(
         self,

@@ -86,6 +86,9 @@ def test_pictures_and_mixed_queries_keep_their_matches(emoji):
         clock = eng.store.get_by_path(str(TWEMOJI / "clock-face-nine-oclock.png"))
         like = eng.similar(clock.id, k=20, cutoff="auto")
         both = eng.query([Term("vector", eng.store.vector(clock.id), 0.5), Term("text", "a clock", 0.5)], cutoff="auto")
+        mixed = eng.encode_terms([Term("text", "a clock", 0.5), Term("vector", eng.store.vector(clock.id), 0.5)])
+        gain = enc.text_gain  # text weights are scaled by it, then the largest weight is 1
+        assert eng.recipe(mixed) == (("text", round(min(1, gain), 4)), ("image", round(min(1, 1 / gain), 4)))
         assert eng.recipe(eng.store.vector(clock.id)) == PICTURE_ONLY  # a vector the engine did not make
         text_floor = eng.text("a clock face", cutoff="auto").cutoff.floor
     assert set(names(like)) == CLOCKS - {"clock-face-nine-oclock"}  # itself excluded, the other three kept
@@ -116,7 +119,7 @@ def test_the_page_gets_groups_above_the_cut_off_and_what_lies_below(emoji):
     enc, db = emoji
     with Engine.open(db, encoder=enc) as eng:
         q = eng.encode_terms([Term("text", "a clock face")])
-        assert eng.recipe(q) == (("text", round(enc.text_gain, 4)),)
+        assert eng.recipe(q) == TEXT_ONLY  # weights scaled: a text alone is a text alone
         page = eng.search_page(q, 24)
         first = eng.search_page(q, 2)
         show_all = eng.search_page(q, 24, cutoff=None)
