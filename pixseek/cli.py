@@ -244,6 +244,14 @@ def forget_cmd(paths, db, as_json):
 )
 @click.option("-k", "--top", "k", default=20, show_default=True, type=click.IntRange(1, 100000))
 @click.option("--min-score", type=float, default=None, help="Drop results below this cosine score.")
+@click.option(
+    "--cutoff",
+    type=click.Choice(["auto", "off"]),
+    default="off",
+    show_default=True,
+    help="auto: only results that stand out from this query's background (the irrelevant tail is cut, and "
+    "says so); off: always -k results.",
+)
 @click.option("--model", "-m", default=None, help="Model spec (default: the one the index was built with).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--in", "folder", default=None, metavar="FOLDER", help="Only images in FOLDER or below it.")
@@ -308,6 +316,7 @@ def search_cmd(
     similar,
     k,
     min_score,
+    cutoff,
     model,
     device,
     folder,
@@ -351,6 +360,7 @@ def search_cmd(
         tags=tuple(tags),
     ).validate()
     with Engine.open(db, model=model, device=device) as eng:
+        cut_mode = "auto" if cutoff == "auto" else None
         results = eng.search(
             all_texts,
             images,
@@ -362,17 +372,22 @@ def search_cmd(
             mode=mode,
             sort=sort,
             hide_dupes=hide_dupes,
+            cutoff=cut_mode,
         )
+    cut = results.cutoff
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in results]))
-        return
-    if not results:
-        click.echo("no good match" + (f" (nothing scored >= {min_score})" if min_score is not None else ""))
+        rows = [r.to_dict() for r in results]
+        click.echo(json.dumps({"results": rows, "cutoff": cut.to_dict()} if cut is not None else rows))
         return
     for r in results:
         why = f"  [{', '.join(r.why)}]" if r.why and list(r.why) != ["image meaning"] else ""
         day = f"{_day(r.date)}  " if sort != "score" else ""
         click.echo(f"{r.rank:>4}  {r.score:.4f}  {day}{_show(r.path)}{why}")
+    if cut is not None:
+        line = ("" if results or not cut.applied else "no good match: ") + cut.describe()
+        click.echo(line + (" (--cutoff off shows them)" if cut.below else ""))
+    elif not results:
+        click.echo("no good match" + (f" (nothing scored >= {min_score})" if min_score is not None else ""))
 
 
 def _day(epoch: float) -> str:

@@ -35,11 +35,12 @@ from pixseek.store.tags import TagScore
 
 from . import hybrid
 from .calibrate import ScoreScale, calibrate
+from .cutoff import PICTURE_ONLY, TEXT_ONLY, Background, Cutoff, Recipe, Recipes, Rule, account, resolve
 from .dupe_rule import DupeRule, dupe_rule
 from .dupes import DupeReport, find_duplicates, near_duplicate_ids
-from .groups import Group, fetch_groups
+from .groups import Group, GroupPage, fetch_page
 from .query import Term, build_terms, check_terms, combine, split_weight
-from .results import MEANING, SORTS, Result, by_date
+from .results import MEANING, SORTS, Result, Results, by_date
 
 __all__ = ["Engine", "Prepared", "Result"]
 
@@ -83,6 +84,8 @@ class Engine:
         self._scale: tuple[int, ScoreScale] | None = None  # (vectors' generation, its score scale)
         self._dupe_rule: tuple[int, DupeRule] | None = None  # (vectors' generation, its duplicate rule)
         self._encoding = threading.Lock()  # one encode at a time, whichever thread asks (the service)
+        self._background: tuple[int, Background] | None = None  # (vectors' generation, cut-off background)
+        self._recipes = Recipes()  # of the query vectors encode_terms made lately
 
     @classmethod
     def open(
@@ -227,6 +230,24 @@ class Engine:
 
         return hide
 
+    def background(self) -> Background:
+        """What the relevance cut-off reads (:mod:`pixseek.search.cutoff`), made once per generation of
+        the vectors searched: a changed index gets a new one."""
+        generation = self.vectors.generation
+        if self._background is None or self._background[0] != generation:
+            self._background = (generation, Background.of_store(self.store, lambda: self.encoder))
+        return self._background[1]
+
+    def cutoff(self, q: np.ndarray, recipe: Recipe | None = None, rule: Rule | None = None) -> Cutoff:
+        """The score a result of query vector ``q`` needs to stand out from the background (its counts
+        are filled by a search). ``recipe``: the kinds and weights of ``q``'s terms (:meth:`recipe`)."""
+        return self.background().cutoff(q, recipe or self.recipe(q), rule or Rule())
+
+    def recipe(self, q: np.ndarray) -> Recipe:
+        """The kinds and weights of the terms query vector ``q`` was made of, as :meth:`encode_terms`
+        recorded them (for its last few vectors); any other vector reads as a picture's."""
+        return self._recipes.of(q)
+
     # --- encoding ---------------------------------------------------------------------------------
     def encode_text(self, text: str) -> np.ndarray:
         if not text or not text.strip():
@@ -249,19 +270,25 @@ class Engine:
         check_terms(list(terms))
         vecs: list[np.ndarray] = []
         weights: list[float] = []
+        kinds: list[str] = []
         texts = [t for t in terms if t.kind == "text"]
         if texts:
             tv = self._encode_texts([t.value for t in texts])
             vecs += list(tv)
             weights += [t.weight * self.encoder.text_gain for t in texts]
+            kinds += ["text"] * len(texts)
         for t in terms:
             if t.kind == "image":
                 vecs.append(self.encode_image(t.value))
-                weights.append(t.weight)
             elif t.kind == "vector":
                 vecs.append(np.asarray(t.value, dtype=np.float32))
-                weights.append(t.weight)
-        return combine(vecs, weights)
+            else:
+                continue
+            weights.append(t.weight)
+            kinds.append(t.kind)
+        q = combine(vecs, weights)
+        self._recipes.remember(q, kinds, weights)
+        return q
 
     # --- searching --------------------------------------------------------------------------------
     def _exact(self, q: np.ndarray, ids: Iterable[int], want: int) -> list[tuple[int, float]]:
@@ -311,13 +338,16 @@ class Engine:
         sort: str = "score",
         hide_dupes: bool = False,
         hide_copies: bool = True,
-    ) -> list[Result]:
-        """The ``k`` best matches of ``q`` from rank ``offset + 1``. ``sort``: "score" (the ranking), or
-        "newest" / "oldest": the first ``offset + k`` matches (after ``min_score`` and ``filter``) ordered
-        by date (EXIF capture time, else file time), then the ``k`` from ``offset``. ``hide_dupes``: leave
-        out results that are near-duplicates of a better-ranked one or of an excluded picture (identical
-        files too, unless ``hide_copies`` is False), ranking deeper so that ``k`` results still come back
-        when there are that many."""
+        cutoff: str | Cutoff | None = None,
+        recipe: Recipe | None = None,
+    ) -> Results:
+        """Results ``offset + 1`` .. ``offset + k`` for query vector ``q``, best first. ``sort``: "score"
+        (the ranking), or "newest" / "oldest": the first ``offset + k`` matches (after ``min_score``,
+        ``filter`` and the cut-off) ordered by date (EXIF capture time, else file time). ``hide_dupes``:
+        leave out near-duplicates of a better-ranked result or of an excluded picture (identical files too,
+        unless ``hide_copies`` is False), ranking deeper so that ``k`` results still come back when there
+        are that many. ``cutoff="auto"`` (or a :class:`Cutoff` from :meth:`cutoff`): only those that stand
+        out from the background, and the :class:`Results` carry the threshold and what it dropped."""
         if sort not in SORTS:
             raise QueryError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
         if k < 1:
@@ -326,25 +356,40 @@ class Engine:
             raise QueryError("offset must be 0 or more")
         if min_score is not None and not math.isfinite(min_score):
             raise QueryError(f"minimum score {min_score} is not a finite number")
+        cut = resolve(cutoff, lambda: self.cutoff(q, recipe))
         exclude = set(int(i) for i in exclude)
         want = offset + k + len(exclude)
         while True:
             ranked = self.rank(q, want, filter)
             pairs = [(i, s) for i, s in ranked if i not in exclude]
-            if min_score is not None:
-                pairs = [(i, s) for i, s in pairs if s >= min_score]
             if not hide_dupes:
                 break
             # the excluded pictures (the one a "more like this" starts from) count as shown first
-            hidden = self.near_duplicates(sorted(exclude) + [i for i, _ in pairs], copies=hide_copies)
+            shown = [i for i, s in pairs if min_score is None or s >= min_score]
+            hidden = self.near_duplicates(sorted(exclude) + shown, copies=hide_copies)
             pairs = [(i, s) for i, s in pairs if i not in hidden]
             below = min_score is not None and len(ranked) and ranked[-1][1] < min_score
             if len(pairs) >= offset + k or len(ranked) < want or below or want >= self.store.count():
                 break
             want *= 2
+        window = (0, offset + k) if sort != "score" else (offset, k)
+        if cut is None:
+            if min_score is not None:
+                pairs = [(i, s) for i, s in pairs if s >= min_score]
+            page = pairs[window[0] : window[0] + window[1]]
+        else:
+            exhausted = len(ranked) < want
+            page, cut = account(cut, pairs, window, min_score, exhausted, lambda: self._searched(filter, exclude))
         if sort != "score":
-            return by_date(self.results(pairs[: offset + k]), sort)[offset:]
-        return self.results(pairs[offset : offset + k], offset + 1)
+            return Results(by_date(self.results(page), sort)[offset:], cut)
+        return Results(self.results(page, offset + 1), cut)
+
+    def _searched(self, filter: Filter | None, exclude: set[int]) -> int:
+        """Pictures a search covers: the selection (all if no filter) less the excluded ones in it."""
+        if filter is None or not filter.active:
+            return self.store.count() - len(self.store.get(exclude))
+        selected = self.store.select_ids(filter)
+        return len(selected) - len(exclude.intersection(selected.tolist()))
 
     def search_groups(
         self,
@@ -359,26 +404,58 @@ class Engine:
         kind: str = "text",
         sort: str = "score",
         hide_dupes: bool = False,
+        cutoff: str | Cutoff | None = None,
     ) -> tuple[list[Group], bool]:
-        """The first ``n_groups`` pictures for query vector ``q``, copies (files with the same content)
-        folded into one :class:`Group` each, and whether more pictures follow. Raw results are fetched
-        in growing numbers until one group more than wanted turns up or none are left. ``words``: the
-        query's text, for the keyword index in ``hybrid`` and ``keyword`` modes (and its quoted phrases
-        in every mode); ``kind``: "image" when a picture is in the query (for the score scale).
-        ``sort``: as in :meth:`search_vector`: "newest" orders the matches fetched by date, so a larger
-        page may show a newer match first that a smaller one had not fetched yet. ``hide_dupes``:
-        near-duplicates of a better-ranked picture are left out (copies still fold into their card)."""
+        """(groups, whether more follow) of :meth:`search_page`, no cut-off unless asked for."""
+        page = self.search_page(
+            q,
+            n_groups,
+            filter=filter,
+            min_score=min_score,
+            exclude=exclude,
+            words=words,
+            mode=mode,
+            kind=kind,
+            sort=sort,
+            hide_dupes=hide_dupes,
+            cutoff=cutoff,
+        )
+        return page.groups, page.more
+
+    def search_page(
+        self,
+        q: np.ndarray,
+        n_groups: int,
+        *,
+        filter: Filter | None = None,
+        min_score: float | None = None,
+        exclude: Iterable[int] = (),
+        words: str = "",
+        mode: str = "semantic",
+        kind: str = "text",
+        sort: str = "score",
+        hide_dupes: bool = False,
+        cutoff: str | Cutoff | None = "auto",
+        recipe: Recipe | None = None,
+    ) -> GroupPage:
+        """What the search page shows: the first ``n_groups`` groups of identical files (raw results
+        fetched in growing numbers, :func:`~pixseek.search.groups.fetch_groups`), whether more follow,
+        and the relevance cut-off: on by default, ``cutoff=None`` is "show all"; once the groups above
+        it run out, ``cutoff.below`` says how many pictures lie below it. ``words``: the query's text,
+        for the keyword index in ``hybrid`` and ``keyword`` modes (and its quoted phrases in every mode);
+        ``kind``: "image" when a picture is in the query (for the score scale). ``sort``: as in
+        :meth:`search_vector`. ``hide_dupes``: near-duplicates of a better-ranked picture are left out
+        (copies still fold into their card)."""
         exclude = [int(i) for i in exclude]
-        total = self.store.count()
         hybrid.check_mode(mode)
         parsed = hybrid.parse(words) if words.strip() else None
         if mode == "keyword" and (parsed is None or parsed.match.empty):
             raise QueryError("a keyword search needs words to look for")
         fused = parsed is not None and not parsed.match.empty and (mode != "semantic" or parsed.match.phrases)
+        cut = resolve(cutoff, lambda: self.cutoff(q, recipe)) if mode != "keyword" else None
 
-        def search(k: int) -> list[Result]:
+        def search(k: int) -> Results:
             if fused and parsed is not None:
-                skip = frozenset(exclude)
                 return hybrid.search(
                     self,
                     q,
@@ -387,10 +464,11 @@ class Engine:
                     mode=mode,
                     filter=filter,
                     min_score=min_score,
-                    exclude=skip,
+                    exclude=frozenset(exclude),
                     meaning_floor=lambda: self.score_scale().thresholds(kind)[0],
                     sort=sort,
                     hide=self._hider(exclude, copies=False) if hide_dupes else None,
+                    cut=cut,
                 )
             return self.search_vector(
                 q,
@@ -401,23 +479,24 @@ class Engine:
                 sort=sort,
                 hide_dupes=hide_dupes,
                 hide_copies=False,
+                cutoff=cut,
             )
 
-        return fetch_groups(search, n_groups, total)
+        return fetch_page(search, n_groups, self.store.count(), cut)
 
-    def query(self, terms: Sequence[Term], k: int = 20, **kw: Any) -> list[Result]:
+    def query(self, terms: Sequence[Term], k: int = 20, **kw: Any) -> Results:
         return self.search_vector(self.encode_terms(terms), k, **kw)
 
-    def text(self, query: str, k: int = 20, **kw: Any) -> list[Result]:
-        return self.search_vector(self.encode_text(query), k, **kw)
+    def text(self, query: str, k: int = 20, **kw: Any) -> Results:
+        return self.search_vector(self.encode_text(query), k, **{"recipe": TEXT_ONLY, **kw})
 
-    def image(self, source: Any, k: int = 20, **kw: Any) -> list[Result]:
+    def image(self, source: Any, k: int = 20, **kw: Any) -> Results:
         """``source``: a path, bytes, a file object or a PIL image."""
-        return self.search_vector(self.encode_image(source), k, **kw)
+        return self.search_vector(self.encode_image(source), k, **{"recipe": PICTURE_ONLY, **kw})
 
-    def similar(self, image_id: int, k: int = 20, **kw: Any) -> list[Result]:
+    def similar(self, image_id: int, k: int = 20, **kw: Any) -> Results:
         """Images like indexed image ``image_id`` (itself excluded). Needs no model."""
-        return self.search_vector(self._stored(image_id), k, exclude=[int(image_id)], **kw)
+        return self.search_vector(self._stored(image_id), k, exclude=[int(image_id)], **{"recipe": PICTURE_ONLY, **kw})
 
     def search(
         self,
@@ -429,7 +508,7 @@ class Engine:
         similar: int | None = None,
         mode: str = "hybrid",
         **kw: Any,
-    ) -> list[Result]:
+    ) -> Results:
         """CLI-style entry: strings with optional ``::W`` weights; ``similar``: an indexed image id whose
         stored vector joins the query (alone it is :meth:`similar`), itself excluded from the results.
         An image may also be bytes, a file object, a PIL image or a ``(picture, weight)`` pair.
@@ -481,7 +560,7 @@ class Engine:
             parsed = None  # the vector alone ranks
         return Prepared(q, parsed, mode, kind, exclude)
 
-    def run(self, prepared: Prepared, k: int = 20, **kw: Any) -> list[Result]:
+    def run(self, prepared: Prepared, k: int = 20, **kw: Any) -> Results:
         """The second half of :meth:`search`: rank a prepared query. ``kw``: ``offset``, ``filter``,
         ``min_score``, ``exclude``."""
         if kw.get("filter") is not None:
@@ -494,11 +573,10 @@ class Engine:
         kw["exclude"] = exclude
         return self._fused(prepared.vector, prepared.parsed, k, prepared.mode, prepared.kind, kw)
 
-    def _fused(
-        self, q: np.ndarray | None, parsed: hybrid.Parsed, k: int, mode: str, kind: str, kw: dict
-    ) -> list[Result]:
+    def _fused(self, q: np.ndarray | None, parsed: hybrid.Parsed, k: int, mode: str, kind: str, kw: dict) -> Results:
         if k < 1:
             raise QueryError("k must be at least 1")
+        cut = resolve(kw.get("cutoff"), lambda: self.cutoff(q, kw.get("recipe"))) if q is not None else None
         return hybrid.search(
             self,
             q,
@@ -512,6 +590,7 @@ class Engine:
             meaning_floor=lambda: self.score_scale().thresholds(kind)[0],
             sort=kw.get("sort", "score"),
             hide=self._hider(kw.get("exclude", ()), copies=True) if kw.get("hide_dupes") else None,
+            cut=cut,
         )
 
     def _stored(self, image_id: int) -> np.ndarray:

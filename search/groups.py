@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from pixseek.errors import QueryError
 
-from .results import Result
+from .cutoff import Cutoff
+from .results import Result, Results
 
 FIRST_K_PER_GROUP = 2  # raw results asked for per wanted group at first; doubled while too few groups
 
@@ -38,6 +39,16 @@ class Group:
 
     def to_dict(self) -> dict:
         return {**self.best.to_dict(), "copies": [c.to_dict() for c in self.copies]}
+
+
+@dataclass(frozen=True)
+class GroupPage:
+    """A page of the search page: its groups, whether more follow, and the relevance cut-off (None
+    when none was asked for; ``cutoff.below`` counts the pictures under it once the page reached it)."""
+
+    groups: list[Group]
+    more: bool
+    cutoff: Cutoff | None = None
 
 
 def group_copies(results: Sequence[Result]) -> list[Group]:
@@ -68,3 +79,15 @@ def fetch_groups(search: Callable[[int], list[Result]], n_groups: int, total: in
         if len(groups) > n_groups or len(results) < k or k >= total:
             return groups[:n_groups], len(groups) > n_groups
         k *= 2
+
+
+def fetch_page(search: Callable[[int], Results], n_groups: int, total: int, cut: Cutoff | None) -> GroupPage:
+    """:func:`fetch_groups` with the cut-off ``cut`` that ``search`` applies, as the last search counted it."""
+    last: list[Results] = []
+
+    def run(k: int) -> list[Result]:
+        last[:] = [search(k)]
+        return last[0]
+
+    groups, more = fetch_groups(run, n_groups, total)
+    return GroupPage(groups, more, last[0].cutoff if last else cut)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -24,7 +24,8 @@ from pixseek.store import Store, keywords
 from pixseek.store.filters import Filter
 from pixseek.store.keywords import Match
 
-from .results import MEANING, SORTS, Result, by_date
+from .cutoff import Cutoff
+from .results import MEANING, SORTS, Result, Results, by_date
 
 
 class Engine(Protocol):
@@ -38,6 +39,7 @@ class Engine(Protocol):
     def results(
         self, pairs: Sequence[tuple[int, float]], start_rank: int = 1, why: dict[int, tuple[str, ...]] | None = None
     ) -> list[Result]: ...
+    def _searched(self, filter: Filter | None, exclude: set[int]) -> int: ...
 
 
 MODES = ("hybrid", "semantic", "keyword")
@@ -107,13 +109,16 @@ def search(
     meaning_floor: Callable[[], float] | None = None,
     sort: str = "score",
     hide: Callable[[list[int]], set[int]] | None = None,
-) -> list[Result]:
+    cut: Cutoff | None = None,
+) -> Results:
     """Results ``offset`` .. ``offset + k`` of a query with vector ``q`` (None in keyword mode) and
     keyword ``match``. ``min_score`` drops what only its meaning matched below that score.
     ``meaning_floor``: the score (asked only when needed) a result that matched by its words must reach
     for its meaning to count as a reason too; "good" on the index's calibrated scale. ``sort``: "newest"
     or "oldest" orders the first ``offset + k`` matches by date (:func:`~pixseek.search.results.by_date`).
-    ``hide``: the ids of a ranked list to leave out (near-duplicates of a better one)."""
+    ``hide``: the ids of a ranked list to leave out (near-duplicates of a better one). ``cut``: the
+    relevance cut-off (:mod:`pixseek.search.cutoff`): like ``min_score``, it drops what only its meaning
+    matched; the :class:`Results` carry it with its counts."""
     check_mode(mode)
     if sort not in SORTS:
         raise QueryError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
@@ -144,8 +149,12 @@ def search(
     fields = keywords.matched_fields(eng.store.conn, match, fused[: want + k])
     why: dict[int, tuple[str, ...]] = {}
     meaningful = {i for i, _ in semantic[: max(want, MEANING_DEPTH)]} if mode != "keyword" else set()
+    need = min_score
+    if cut is not None and cut.threshold is not None:
+        need = cut.threshold if min_score is None else max(min_score, cut.threshold)
     floor: list[float] = []  # asked once, when first needed
-    kept = []
+    kept: list[int] = []
+    dropped = 0
     for i in fused:
         meant = i in meaningful
         if meant and fields.get(i) and meaning_floor is not None:
@@ -154,18 +163,43 @@ def search(
         reasons = ([MEANING] if meant else []) + fields.get(i, [])
         if not reasons:
             continue
-        if min_score is not None and reasons == [MEANING] and scores.get(i, 0.0) < min_score:
+        if need is not None and reasons == [MEANING] and scores.get(i, 0.0) < need:
+            dropped += 1 if len(kept) < offset + k else 0
             continue
         why[i] = tuple(reasons)
         kept.append(i)
     if hide is not None:
         hidden = hide(kept)
         kept = [i for i in kept if i not in hidden]
+    counted = _counted(eng, cut, need, semantic, depth, kept, (offset, k), dropped, filter, exclude)
     if sort != "score":
         head = eng.results([(i, float(scores.get(i, 0.0))) for i in kept[: offset + k]], 1, why)
-        return by_date(head, sort)[offset:]
+        return Results(by_date(head, sort)[offset:], counted)
     page = kept[offset : offset + k]
-    return eng.results([(i, float(scores.get(i, 0.0))) for i in page], offset + 1, why)
+    return Results(eng.results([(i, float(scores.get(i, 0.0))) for i in page], offset + 1, why), counted)
+
+
+def _counted(
+    eng: Engine,
+    cut: Cutoff | None,
+    need: float | None,
+    semantic: list[tuple[int, float]],
+    depth: int,
+    kept: list[int],
+    window: tuple[int, int],
+    dropped: int,
+    filter: Filter | None,
+    exclude: set[int] | frozenset[int],
+) -> Cutoff | None:
+    """The cut-off with its counts, as :func:`pixseek.search.cutoff.account` gives them for a ranking."""
+    if cut is None or cut.threshold is None or need is None:
+        return cut
+    offset, k = window
+    shown = len(kept[offset : offset + k])
+    reached = len(semantic) < depth or (bool(semantic) and semantic[-1][1] < need)
+    above = sum(1 for _, s in semantic if s >= need)
+    below = max(0, eng._searched(filter, set(exclude)) - above) if reached else None
+    return replace(cut, threshold=need, kept=shown, cut=dropped, below=below)
 
 
 def _fuse(semantic: list[tuple[int, float]], found: list[tuple[int, float]], mode: str) -> list[int]:

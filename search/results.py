@@ -1,16 +1,19 @@
-"""What a search hands out: one ranked :class:`Result` per indexed file (its own module so that the
-engine and the grouping of copies, :mod:`pixseek.search.groups`, can both use it without a cycle)."""
+"""What a search hands out: one ranked :class:`Result` per indexed file, and :class:`Results`, a list of
+them that also carries the relevance cut-off of the search (its own module so that the engine and the
+grouping of copies, :mod:`pixseek.search.groups`, can both use it without a cycle)."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pixseek.errors import QueryError
 from pixseek.exif import camera_name
 from pixseek.store.rows import ImageRow, Place
+
+from .cutoff import Cutoff
 
 # How results may be ordered: by score (the ranking), or the ranked matches by date, newest or oldest first.
 SORTS = ("score", "newest", "oldest")
@@ -116,3 +119,12 @@ def by_date(results: Sequence[Result], sort: str) -> list[Result]:
     ordered = sorted(results, key=lambda r: r.date, reverse=sort == "newest")  # stable: ties keep their rank order
     first = min(r.rank for r in results)
     return [dataclasses.replace(r, rank=first + i) for i, r in enumerate(ordered)]
+
+
+class Results(list[Result]):
+    """A page of results (a list of :class:`Result`) and, when a relevance cut-off was asked for, its
+    :class:`~pixseek.search.cutoff.Cutoff`: the threshold used and how many results it dropped."""
+
+    def __init__(self, items: Iterable[Result] = (), cutoff: Cutoff | None = None):
+        super().__init__(items)
+        self.cutoff = cutoff

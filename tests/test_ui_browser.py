@@ -134,6 +134,18 @@ WATCH = """() => { window.__outside = 0; window.__seen = [];
     {subtree: true, attributes: true, childList: true}); }"""
 
 
+def _show_all(page) -> None:
+    """Every match, as a user who wants them all asks: "Show all" under the results the relevance
+    cut-off kept (nothing to do when it kept a full page)."""
+    page.locator(".px-card").first.wait_for(timeout=60_000)
+    _settled(page)
+    show = page.locator(".st-key-show-all button")
+    if show.count():
+        show.click()
+        page.wait_for_function("() => !document.querySelector('.st-key-show-all')", timeout=30_000)
+        _settled(page)
+
+
 def _query(page, text: str) -> None:
     box = page.get_by_label("Describe what you are looking for")
     box.fill(text)
@@ -182,6 +194,7 @@ def test_dense_grid_at_desktop_and_phone_widths(served, browser):
 
     def desktop(page, url):
         page.goto(url + "/?q=a%20dog", wait_until="domcontentloaded")
+        _show_all(page)  # this test needs many results: the relevance cut-off off
         _first_is(page, ["dog-face.png", "dog.png", "copy-dog-face.png"])
         _settled(page)
         page.screenshot(path=str(ARTIFACTS / "ui-grid-1440.png"))
@@ -200,6 +213,7 @@ def test_dense_grid_at_desktop_and_phone_widths(served, browser):
 
     def phone(page, url):
         page.goto(url + "/?q=a%20dog", wait_until="domcontentloaded")
+        _show_all(page)  # this test needs many results: the relevance cut-off off
         _first_is(page, ["dog-face.png", "dog.png", "copy-dog-face.png"])
         _settled(page)
         page.screenshot(path=str(ARTIFACTS / "ui-grid-390.png"))
@@ -212,6 +226,7 @@ def test_dense_grid_at_desktop_and_phone_widths(served, browser):
 def test_detail_dialog_opens_in_view_walks_and_closes_with_esc(served, browser):
     def run(page, url):
         page.goto(url + "/?q=an%20animal", wait_until="domcontentloaded")
+        _show_all(page)  # this test needs many results: the relevance cut-off off
         page.locator(CARDS).first.wait_for(timeout=60_000)
         _settled(page)
         page.evaluate(WATCH)
@@ -304,7 +319,7 @@ def test_keyboard_path(served, browser):
         page.keyboard.type("a slice of pizza")
         page.keyboard.press("Enter")
         _first_is(page, ["slice-of-pizza.png"])
-        _settled(page)
+        _show_all(page)  # arrows need rows of results: the relevance cut-off off
         first = page.locator(".px-card").first
         assert first.get_attribute("aria-label") == "Open slice-of-pizza.png"
         first.focus()
@@ -357,6 +372,7 @@ def test_folder_filter_and_load_more_in_a_browser(served, browser):
 
     def run(page, url):
         page.goto(url + "/?q=an%20animal", wait_until="domcontentloaded")
+        _show_all(page)  # this test needs many results: the relevance cut-off off
         page.locator(CARDS).first.wait_for(timeout=60_000)
         _settled(page)
         page.evaluate(WATCH)
@@ -406,7 +422,7 @@ def test_a_foreign_host_name_gets_no_page(served, browser):
         assert page.locator('[data-testid="stMain"] img').count() == 0
         assert "dog" not in page.locator('[data-testid="stMain"]').inner_text()
         page.goto(f"http://localhost:{port}/?q=a%20dog", wait_until="domcontentloaded")
-        _wait_results(page, 8)
+        _wait_results(page, 3)  # the dogs the relevance cut-off keeps
     finally:
         page.close()
 

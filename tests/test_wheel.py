@@ -109,6 +109,7 @@ def test_wheel_holds_one_import_root_and_the_package_data(wheel):
         "pixseek/store/prompts.txt",
         "pixseek/index/vocabulary.txt",
         "pixseek/index/tag_calibration.json",
+        "pixseek/search/background.txt",
         "pixseek/ui/app.py",
         "pixseek/py.typed",
     }

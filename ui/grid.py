@@ -14,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 from pixseek.errors import ImageError, PixseekError
-from pixseek.search import Filter
+from pixseek.search import Cutoff, Filter
 
 from . import cards, detail, state
 from .service import Service
@@ -45,10 +45,12 @@ def results(svc: Service, kind: str, label: str, opts: Options, words: str) -> N
 
 def _results(svc: Service, kind: str, label: str, opts: Options, words: str) -> None:
     ss = st.session_state
+    if ss.pop("rerun_page", False):  # "Show all" changed the sidebar's cut-off toggle
+        st.rerun()
     filt, min_score = opts.filter, opts.min_score
     want = ss.pages * opts.page_size
     exclude = svc.same_content(ss.like) if ss.like is not None else ()  # the picture and its copies
-    groups, more, seconds = svc.search_groups(
+    groups, more, seconds, cut = svc.search_groups(
         ss.qvec,
         want,
         filter=filt,
@@ -59,10 +61,11 @@ def _results(svc: Service, kind: str, label: str, opts: Options, words: str) -> 
         kind=kind,
         sort=opts.sort,
         hide_dupes=opts.hide_dupes,
+        cutoff=opts.cutoff,
     )
     if not groups:
         ss.shown = []
-        _nothing(svc, filt, min_score)
+        _nothing(svc, filt, min_score, cut)
         return
     scale = svc.score_scale()
     n_files = sum(1 + g.n_copies for g in groups)
@@ -93,13 +96,25 @@ def _results(svc: Service, kind: str, label: str, opts: Options, words: str) -> 
         ss.open_now = opened
     if more:
         st.button("Load more", key="load-more", on_click=state.more_pages)
+    elif cut is not None and cut.below:
+        _below(cut.below)
     if ss.get("open_now") is not None:
         image_id, ss.open_now = ss.open_now, None
         detail.show(svc, image_id, {g.best.id: g for g in groups}, kind)
 
 
-def _nothing(svc: Service, filt: Filter, min_score: float | None) -> None:
-    if filt.active and svc.selection_size(filt) == 0:
+def _below(n: int) -> None:
+    """The cut-off's note under the last result, and the way to see the rest."""
+    row = st.container(horizontal=True, vertical_alignment="center", key="below-cutoff")
+    row.caption(f"{n:,} more {'picture' if n == 1 else 'pictures'} below the relevance cut-off", width="content")
+    row.button("Show all", key="show-all", on_click=state.show_all)
+
+
+def _nothing(svc: Service, filt: Filter, min_score: float | None, cut: Cutoff | None = None) -> None:
+    if cut is not None and cut.applied and cut.below:
+        st.warning(f"Nothing stood out from the background: {cut.below:,} weak matches lie below the cut-off.")
+        st.button("Show all", key="show-all", on_click=state.show_all)
+    elif filt.active and svc.selection_size(filt) == 0:
         st.warning(f"No images match the filters ({filt.describe()}).")
     elif min_score is not None:
         st.warning(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from pixseek.errors import NotFoundError, PixseekError
-from pixseek.search import Engine, Filter, Group, Result, ScoreScale, Term
+from pixseek.search import Cutoff, Engine, Filter, Group, Result, ScoreScale, Term
 from pixseek.search.live import LiveEngine
 from pixseek.search.stats import collect
 from pixseek.search.uploads import DEFAULT_MAX_UPLOAD_BYTES, read_upload
@@ -160,12 +160,13 @@ class Service:
         kind: str = "text",
         sort: str = "score",
         hide_dupes: bool = False,
-    ) -> tuple[list[Group], bool, float]:
-        """(groups of identical files, whether more exist, seconds) for a query vector (and its words,
-        for the keyword index: :meth:`Engine.search_groups`)."""
+        cutoff: bool = False,
+    ) -> tuple[list[Group], bool, float, Cutoff | None]:
+        """(groups of identical files, whether more exist, seconds, the relevance cut-off when asked for)
+        for a query vector (and its words, for the keyword index: :meth:`Engine.search_page`)."""
         t0 = time.perf_counter()
         with self.lock:
-            groups, more = self.sync().search_groups(
+            page = self.sync().search_page(
                 q,
                 n_groups,
                 filter=filter,
@@ -176,8 +177,9 @@ class Service:
                 kind=kind,
                 sort=sort,
                 hide_dupes=hide_dupes,
+                cutoff="auto" if cutoff else None,
             )
-        return groups, more, time.perf_counter() - t0
+        return page.groups, page.more, time.perf_counter() - t0, page.cutoff
 
     def score_scale(self) -> ScoreScale:
         """What strong / good / weak mean for this index and model (cached by the engine)."""

@@ -29,6 +29,7 @@ class Options:
     mode: str = "hybrid"
     sort: str = "score"
     hide_dupes: bool = False
+    cutoff: bool = True
 
 
 def sidebar(svc: Service) -> Options:
@@ -101,6 +102,14 @@ def sidebar(svc: Service) -> Options:
         on_change=state.reset_pages,
         help="Leave out re-encodes, resizes and crops of a picture shown above (pixseek dupes lists them all)",
     )
+    cutoff = sb.toggle(
+        "Cut off the irrelevant tail",
+        value=True,
+        key="cutoff",
+        on_change=state.reset_pages,
+        help="Show only the matches that stand out from what random captions and pictures score against this "
+        "index (off: show all, best first)",
+    )
     page_size = sb.selectbox("Per page", PAGE_SIZES, index=1, key="page_size", on_change=state.reset_pages)
     min_score = sb.slider(
         "Minimum score",
@@ -113,7 +122,7 @@ def sidebar(svc: Service) -> Options:
         help="Hide results less similar than this (cosine similarity; hover a strong/good/weak label to see "
         "a result's score); 0 shows all",
     )
-    return Options(filt, int(page_size), min_score or None, str(mode or "hybrid"), str(sort), bool(hide))
+    return Options(filt, int(page_size), min_score or None, str(mode or "hybrid"), str(sort), bool(hide), bool(cutoff))
 
 
 def _facet_widgets(svc: Service, filt: Filter) -> Filter:

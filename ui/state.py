@@ -158,3 +158,10 @@ def more_pages() -> None:
 
 def open_detail(image_id: int) -> None:
     st.session_state.open_now = int(image_id)
+
+
+def show_all() -> None:
+    """The relevance cut-off's "Show all": every match, best first."""
+    st.session_state.cutoff = False
+    st.session_state.rerun_page = True  # the button sits in the results fragment: the whole page must follow
+    reset_pages()
