@@ -13,6 +13,7 @@ order a run meets them:
   committed     after a batch's COMMIT, before the FAISS cache is updated
   faiss-write   after the FAISS temp file is written, before it replaces the old file
   faiss-swap    after the new FAISS file is in place, before its sidecar is
+  ocr           after a picture's text is read (OCR stage, ``--ocr``), before its batch is committed
 """
 
 from __future__ import annotations

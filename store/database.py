@@ -24,6 +24,7 @@ from pixseek.errors import EmptyIndexError, IndexNotFoundError, ModelMismatchErr
 
 from . import migrations
 from .filters import UNDER_SQL, Filter, under_params
+from .ocr import OcrLog
 from .paths import DataDir
 from .rows import IMAGE_COLUMNS, ErrorRecord, ImageRow, vec_to_blob
 from .upkeep import ErrorLog, Health, RootLog
@@ -89,7 +90,7 @@ def _journal(conn: sqlite3.Connection) -> str:
     return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
 
 
-class Store(ErrorLog, RootLog, Health, ImageWrites):
+class Store(ErrorLog, RootLog, Health, ImageWrites, OcrLog):
     """One open pixseek database. Not thread-safe: one Store per thread."""
 
     def __init__(self, data_dir: DataDir, db: Any, *, readonly: bool = False):
