@@ -330,6 +330,11 @@ def stats_cmd(db, as_json):
     for key, value in st.items():
         if key == "roots":
             value = ", ".join(f"{r} ({n})" for r, n in value) or "-"
+        elif key == "text_in_pictures":  # `pixseek index --ocr`
+            value = (
+                f"read {value['read']}: {value['with_text']} with text, {value['no_text']} without, "
+                f"{value['failed']} failed; {value['pending']} to read"
+            )
         click.echo(_show(f"{key.replace('_', ' '):<16} {value}"))
 
 

@@ -174,7 +174,9 @@ class OcrLog:
             f" WHERE l.image_id = ? AND {_CURRENT} ORDER BY l.line",
             (int(image_id),),
         )
-        return [OcrLine(t, s, (x0, y0, x1, y1), tuple(tuple(p) for p in json.loads(q))) for t, s, x0, y0, x1, y1, q in rows]
+        return [
+            OcrLine(t, s, (x0, y0, x1, y1), tuple(tuple(p) for p in json.loads(q))) for t, s, x0, y0, x1, y1, q in rows
+        ]
 
     def ocr_text(self, ids: Iterable[int]) -> dict[int, str]:
         """The text of each picture that has been read (current content), by id."""

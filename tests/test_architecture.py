@@ -28,7 +28,18 @@ ALLOWED = {
     "ui": {"core", "store", "search", "ui"},
     "cli": {"core", "models", "store", "index", "search", "train", "ui", "cli"},
 }
-HEAVY = {"torch", "torchvision", "open_clip", "faiss", "onnxruntime", "onnx", "streamlit", "transformers"}
+HEAVY = {
+    "torch",
+    "torchvision",
+    "open_clip",
+    "faiss",
+    "onnxruntime",
+    "onnx",
+    "streamlit",
+    "transformers",
+    "rapidocr",
+    "cv2",
+}
 # the page and its parts are a Streamlit script: streamlit is the point (the service and launcher stay free of it)
 HEAVY_AT_TOP = {f"pixseek.ui.{m}": {"streamlit"} for m in ("page", "grid", "detail", "state", "sidebar")}
 
@@ -36,7 +47,7 @@ HEAVY_AT_TOP = {f"pixseek.ui.{m}": {"streamlit"} for m in ("page", "grid", "deta
 def layer(module: str) -> str:
     if module in CORE:
         return "core"
-    if module in ("pixseek.cli", "pixseek.__main__"):
+    if module in ("pixseek.cli", "pixseek.__main__") or module.startswith("pixseek.cli_"):  # commands in own modules
         return "cli"
     return module.split(".")[1]
 
