@@ -1,7 +1,8 @@
 """The SQLite database: the source of truth for images, their vectors, errors and index facts.
 
 Tables: ``images`` (one row per indexed file, vector as float32 BLOB), ``errors`` (one row per file
-that could not be indexed), ``meta`` (schema version, model, dim, generation) and ``migrations``
+that could not be indexed), ``ocr_images`` and ``ocr_lines`` (text read in pictures:
+:mod:`pixseek.store.ocr`), ``meta`` (schema version, model, dim, generation) and ``migrations``
 (:mod:`pixseek.store.migrations`; a database from a newer pixseek is refused). ``meta.generation``
 increases with every committed change to the set of vectors, so the FAISS cache can tell whether it
 is in sync. All of pixseek's SQL lives in this package: callers ask :class:`Store`, never a connection.

@@ -247,3 +247,25 @@ def test_search_works_while_the_ocr_stage_is_unfinished_and_the_rerun_completes_
     assert r.stdout.splitlines()[1:] == ["1.00  GLACIER"]
     r = _pixseek("index", "--ocr", "--db", db)
     assert (r.returncode, r.stdout) == (0, "text in pictures: nothing new to read\n")
+
+
+class InterruptingReader(ocr.TextReader):
+    """Ctrl-C while the screenshot is being read (KeyboardInterrupt reaches the stage as from a key)."""
+
+    def read(self, image):
+        if image.size == (420, 150):
+            raise KeyboardInterrupt
+        return super().read(image)
+
+
+def test_ctrl_c_keeps_what_was_read_and_the_rerun_reads_the_rest(tmp_path, tiny):
+    root, db = draw_pictures(tmp_path / "pics"), tmp_path / "db"
+    make_corpus(root / "more", 17, subdirs=False)  # read before shot.png (by id: the scan's path order)
+    index(db, root, tiny)
+    with Store.open(db) as st:
+        with pytest.raises(KeyboardInterrupt):
+            run_stage(st, reader=InterruptingReader)
+        counts = st.ocr_counts(ocr.MODEL_VERSION)
+        assert (counts["read"], counts["pending"]) == (18, 2)  # a batch of 16, then the 2 read before the key
+        s = run_stage(st)
+        assert (s.read, s.with_text, s.left) == (2, 2, 0)
