@@ -22,10 +22,11 @@ from typing import NamedTuple
 # What a picture's OCR row must match for its text to be served: the row's content is the image's.
 _CURRENT = "o.hash = i.hash"
 # Pictures the stage has to read with model ?: never read, changed since, read by another model, or
-# failed for a reason that may pass (I/O).
+# failed for a reason that may pass (I/O, or a pixel cap that a later run may raise: checked from the
+# header, so trying again costs little).
 _PENDING = (
-    "FROM images i LEFT JOIN ocr_images o ON o.image_id = i.id"
-    " WHERE o.image_id IS NULL OR o.hash != i.hash OR o.model != ? OR (o.status = 'error' AND o.kind = 'io')"
+    "FROM images i LEFT JOIN ocr_images o ON o.image_id = i.id WHERE o.image_id IS NULL OR o.hash != i.hash"
+    " OR o.model != ? OR (o.status = 'error' AND o.kind IN ('io', 'pixels'))"
 )
 
 
@@ -101,7 +102,7 @@ class OcrLog:
     # --- the stage -------------------------------------------------------------------------------
     def ocr_pending(self, model: str) -> list[OcrJob]:
         """Pictures to read with ``model``: never read, changed since, read by another model, or failed
-        for a reason that may pass (I/O). New and changed ones first, then the re-reads, by id."""
+        for a reason that may pass (I/O, a pixel cap). New and changed ones first, then the re-reads, by id."""
         q = (
             "SELECT i.id, i.path, i.hash, i.size, i.mtime_ns, "
             " (SELECT o2.image_id FROM images i2 JOIN ocr_images o2 ON o2.image_id = i2.id"
