@@ -10,7 +10,7 @@ read in two passes (thresholds measured in ``bench/ocr.py``):
   :data:`MIN_BOX_SCORE` are dropped; a picture with no box left is "no text" and skips recognition;
 * **recognise** each kept box, cropped from the picture as decoded (up to twice the detection size, so
   small print keeps its detail), and keep the lines that score at least :data:`MIN_LINE_SCORE` and hold
-  a letter or a digit.
+  a letter or a digit (a line of one character: :data:`MIN_SINGLE_SCORE`).
 
 :data:`MODEL_VERSION` names the models and these thresholds: an index records it per picture, and a
 picture read by another version is read again. A :class:`TextReader` is not thread-safe: one per thread.
@@ -36,6 +36,7 @@ DECODE_SIDE = 1024  # decode at least this many pixels along the shorter side (J
 MIN_BOX_PX = 8  # boxes lower than this at detection size are specks, not readable text
 MIN_BOX_SCORE = 0.6  # detection score (mean text probability inside the box)
 MIN_LINE_SCORE = 0.8  # recognition score a line needs to be kept
+MIN_SINGLE_SCORE = 0.98  # ... and a line of one letter or digit (on photos, all of those below were noise)
 REC_BATCH = 1  # lines per recognition call: batches pad every line to the widest (6: +35 % CPU on screenshots)
 ENGINE_BOX_SCORE = 0.3  # what the detector itself keeps (the gate decides after it)
 GATE_VERSION = 1  # bump when the thresholds above change: pictures are read again
@@ -125,11 +126,13 @@ class TextReader:
         min_box_px: float = MIN_BOX_PX,
         min_box_score: float = MIN_BOX_SCORE,
         min_line_score: float = MIN_LINE_SCORE,
+        min_single_score: float = MIN_SINGLE_SCORE,
         rec_batch: int = REC_BATCH,
     ):
         self.threads = max(1, int(threads))
         self.det_side, self.min_box_px = det_side, min_box_px
         self.min_box_score, self.min_line_score, self.rec_batch = min_box_score, min_line_score, rec_batch
+        self.min_single_score = min_single_score
         self._engine: Any = None
 
     def _load(self) -> Any:
@@ -190,10 +193,17 @@ class TextReader:
         rec = self._load().recognize_txt(crops)
         for q, text, score in zip(quads, rec.txts or (), rec.scores or ()):
             text = str(text).strip()
-            if float(score) >= self.min_line_score and _WORDLIKE.search(text):
+            if keep_line(text, float(score), self.min_line_score, self.min_single_score):
                 corners = tuple((round(float(x) / w, 5), round(float(y) / h, 5)) for x, y in q)
                 reading.lines.append(TextLine(text, round(float(score), 4), corners))
         return reading
+
+
+def keep_line(text: str, score: float, min_score: float = MIN_LINE_SCORE, min_single: float = MIN_SINGLE_SCORE) -> bool:
+    """Whether a recognised line is text worth keeping: scored at least ``min_score`` and holding a
+    letter or a digit; a line of a single one needs ``min_single`` (or ``min_score`` if higher)."""
+    chars = len(_WORDLIKE.findall(text))
+    return chars > 0 and score >= (min_score if chars > 1 else max(min_score, min_single))
 
 
 def _one_line(e: BaseException) -> str:

@@ -194,8 +194,10 @@ class OcrLog:
 
     def iter_ocr_text(self, since: int = 0) -> Iterator[OcrText]:
         """(image id, text, generation) of every picture read in a batch after generation ``since``
-        (all of them by default), in generation order: what a keyword index adds or replaces. Pictures
-        found without text come with "" (their old text, if any, must go)."""
+        (all of them by default), in generation order: what a keyword index adds or replaces; keep the
+        largest generation seen for the next call. Pictures found without text come with "" (their old
+        text, if any, must go). Not in it: rows the indexer deleted (their text went with them) or
+        gave new content (no text until read again; :meth:`ocr_text` answers for them)."""
         q = (
             "SELECT o.image_id, coalesce(o.text, ''), o.generation FROM ocr_images o JOIN images i ON i.id = o.image_id"
             f" WHERE o.generation > ? AND {_CURRENT} AND o.status != 'error' ORDER BY o.generation, o.image_id"

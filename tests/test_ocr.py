@@ -269,3 +269,17 @@ def test_ctrl_c_keeps_what_was_read_and_the_rerun_reads_the_rest(tmp_path, tiny)
         assert (counts["read"], counts["pending"]) == (18, 2)  # a batch of 16, then the 2 read before the key
         s = run_stage(st)
         assert (s.read, s.with_text, s.left) == (2, 2, 0)
+
+
+def test_which_recognised_lines_are_kept():
+    """Lines need a score of 0.8 and a letter or digit; a lone character needs 0.98 (on photos, every
+    one-character line below that was noise: bench/RESULTS.md)."""
+    keep = ocr.keep_line
+    assert [keep("TAPE", 0.85), keep("25'", 0.99), keep("invoice", 0.79)] == [True, True, False]
+    assert [keep("0", 0.93), keep("大", 0.966), keep("P", 0.99), keep("--", 1.0), keep(" ", 1.0)] == [
+        False,
+        False,
+        True,
+        False,
+        False,
+    ]
