@@ -28,6 +28,7 @@ from pixseek.store.database import vec_to_blob
 from pixseek.store.lock import DirLock
 
 from . import guard
+from . import ocr as ocr_stage
 from .backfill import fill_photo_metadata
 from .hashfill import fill_hashes
 from .pipeline import Job, Prepared, prepared_batches
@@ -57,6 +58,7 @@ class Summary:
     work_seconds: float = 0.0  # reading, decoding, embedding and writing (model start-up excluded)
     total: int = 0  # images in the index after the run
     notes: list[str] = field(default_factory=list)  # one line each, for the user (e.g. what was kept)
+    ocr: ocr_stage.OcrSummary | None = None  # the OCR stage, when the run had one (--ocr)
 
     @property
     def images_per_s(self) -> float:
@@ -68,6 +70,7 @@ class Summary:
         d["seconds"] = round(self.seconds, 3)
         d["work_seconds"] = round(self.work_seconds, 3)
         d["images_per_s"] = round(self.images_per_s, 1)
+        d["ocr"] = self.ocr.to_dict() if self.ocr else None
         return d
 
 
@@ -123,13 +126,16 @@ class Indexer:
         runtime: str | None = None,
         prune: bool = False,
         on_new_index: Callable[[str], None] | None = None,
+        ocr: bool = False,
+        ocr_workers: int | None = None,
     ):
         """``index_type``: "auto" (by corpus size and memory) or a FAISS factory string; kept by the
         index for later runs. ``workers``: decode processes (default: cores + 1, at most 16).
         ``runtime``: "auto" (a CPU run embeds with the model's ONNX export when there is one) or
         "torch"; default from ``PIXSEEK_RUNTIME``. ``prune``: remove the rows of files not found even when
         the scan looks untrustworthy (:mod:`pixseek.index.guard`). ``on_new_index``: called with the
-        model's spec when a run gives an index without a model its model (the CLI says which, and why)."""
+        model's spec when a run gives an index without a model its model (the CLI says which, and why).
+        ``ocr``: then read the text in pictures (:mod:`pixseek.index.ocr`) with ``ocr_workers`` readers."""
         self.data_dir = db_dir if isinstance(db_dir, DataDir) else DataDir.resolve(db_dir)
         self.index_type = index_type
         self.model_spec = model
@@ -145,6 +151,8 @@ class Indexer:
         self.runtime = runtime
         self.prune = prune
         self.on_new_index = on_new_index
+        self.ocr = ocr
+        self.ocr_workers = ocr_workers
 
     def _encoder_for(self, store: Store) -> Encoder:
         if self.encoder is None:
@@ -194,13 +202,22 @@ class Indexer:
 
     def run(self, paths: Iterable[str | os.PathLike]) -> Summary:
         roots = normalize_roots(paths)
+        if self.ocr:
+            ocr_stage.ocr.check_available()  # a missing extra is one line before any work, not after it
         try:
             self.data_dir.create()
         except OSError as e:
             raise StoreError(f"cannot create data dir {self.data_dir.root}: {e.strerror or e}") from None
         with DirLock(self.data_dir), Store.open(self.data_dir, create=True) as store:
             try:
-                return self._run(store, roots)
+                s = self._run(store, roots)
+                if self.ocr:  # after the embedding: search works while it reads
+                    s.ocr = ocr_stage.run_stage(
+                        store, workers=self.ocr_workers, max_pixels=self.max_pixels, progress=self.progress
+                    )
+                    with store.batch():  # the text read joins the keyword index
+                        store.sync_keywords()
+                return s
             except (OSError, sqlite3.OperationalError) as e:
                 raise write_error(self.data_dir, e) from None
 

@@ -123,6 +123,12 @@ def cli(verbose: bool) -> None:
     help="Remove the images of files not found even when the scan looks untrustworthy (a root that is "
     "empty or on another device, or one that would lose over half of its images).",
 )
+@click.option(
+    "--ocr",
+    is_flag=True,
+    help="Then read the text in the pictures (after embedding, so search works meanwhile; resumable; needs "
+    "pixseek[ocr]). Without PATHS: only that, on the existing index.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def index_cmd(
     paths,
@@ -138,6 +144,7 @@ def index_cmd(
     max_pixels,
     rebuild_vectors,
     prune,
+    ocr,
     as_json,
 ):
     """Index the images under PATHS (incremental: only new and changed files are embedded).
@@ -148,7 +155,7 @@ def index_cmd(
     from .errors import NoImagesError
     from .index.indexer import Indexer
 
-    if not paths and not rebuild_vectors:
+    if not paths and not rebuild_vectors and not ocr:
         raise NoImagesError("nothing to index: give one or more folders or images", hint="pixseek index ~/Pictures")
 
     def new_index(spec: str) -> None:  # a new index gets its model: say which, and why
@@ -175,7 +182,16 @@ def index_cmd(
         runtime=runtime,
         prune=prune,
         on_new_index=new_index,
+        ocr=ocr,
     )
+    if ocr and not paths:
+        from .index.ocr import read_text
+
+        if rebuild_vectors:
+            ix.rebuild_vectors()
+        r = read_text(db, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, progress=ix.progress)
+        click.echo(json.dumps({"ocr": r.to_dict()}) if as_json else r.line())
+        return
     if rebuild_vectors and not paths:
         t0 = time.perf_counter()
         vi = ix.rebuild_vectors()
@@ -196,6 +212,8 @@ def index_cmd(
         f"({s.images_per_s:.1f} images/s); {s.total} images in the index"
     )
     click.echo(line)
+    if s.ocr is not None:
+        click.echo(s.ocr.line())
     if s.aliases:
         click.echo(
             f"{s.aliases} path{'s' if s.aliases != 1 else ''} reach files indexed under another path "
@@ -412,6 +430,11 @@ def stats_cmd(db, as_json):
     for key, value in st.items():
         if key == "roots":
             value = ", ".join(f"{r} ({n})" for r, n in value) or "-"
+        elif key == "text_in_pictures":  # `pixseek index --ocr`
+            value = (
+                f"read {value['read']}: {value['with_text']} with text, {value['no_text']} without, "
+                f"{value['failed']} failed; {value['pending']} to read"
+            )
         click.echo(_show(f"{key.replace('_', ' '):<16} {value}"))
 
 
@@ -718,6 +741,9 @@ def ui_cmd(db, host, port, max_upload_mb):
 
 
 cli.add_command(serve_cmd)
+from .cli_ocr import text_cmd  # noqa: E402  (a command in its own module, registered here)
+
+cli.add_command(text_cmd)
 
 
 def main() -> None:

@@ -79,15 +79,21 @@ class VectorIndexError(PixseekError):
 
 
 class ImageError(PixseekError):
-    """One file could not be turned into a vector. ``stage`` says where: scan, read, decode, embed;
-    ``kind`` why: ``content`` (the bytes; until the file changes), ``io`` (reading failed: may pass on
-    its own), ``pixels`` or ``size`` (a limit, ``limit``, was exceeded: passes when it is raised)."""
+    """One file could not be turned into a vector or read for text. ``stage`` says where: scan, read,
+    decode, embed, ocr; ``kind`` why: ``content`` (the bytes; until the file changes), ``io`` (reading
+    failed: may pass on its own), ``pixels`` or ``size`` (a limit, ``limit``, was exceeded: passes when
+    it is raised)."""
 
     def __init__(self, message: str, stage: str = "decode", *, kind: str = "content", limit: int | None = None):
         super().__init__(message)
         self.stage = stage
         self.kind = kind
         self.limit = limit
+
+
+class OcrError(PixseekError):
+    """Text in pictures cannot be read here: the ``ocr`` extra (rapidocr) is missing or its models do
+    not load."""
 
 
 class NoImagesError(PixseekError):

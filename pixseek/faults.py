@@ -14,6 +14,7 @@ order a run meets them:
   faiss-write   after the FAISS temp file is written, before it replaces the old file
   faiss-swap    after the new FAISS file is in place, before its sidecar is
   metadata      before a batch of older rows' camera and GPS (read from their files) is committed
+  ocr           after a picture's text is read (OCR stage, ``--ocr``), before its batch is committed
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+from pixseek.models.ocr import MODEL_VERSION as OCR_MODEL
 from pixseek.store import DataDir, Store, VectorIndex
 
 
@@ -41,4 +42,5 @@ def collect(db_dir: str | os.PathLike | DataDir | None = None) -> dict:
             "last_indexed": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(last))) if last else None,
             **store.photo_counts(),
             "roots": store.roots(),
+            "text_in_pictures": store.ocr_counts(OCR_MODEL),  # read, with_text, no_text, failed, pending
         }

@@ -2,7 +2,8 @@
 
 Tables: ``images`` (one row per indexed file, vector as float32 BLOB), ``errors`` (one row per file
 that could not be indexed), ``meta`` (schema version, model, dim, generation), the tag tables
-(:mod:`pixseek.store.tags`) and ``migrations``
+(:mod:`pixseek.store.tags`), ``ocr_images`` and ``ocr_lines`` (text read in pictures:
+:mod:`pixseek.store.ocr`) and ``migrations``
 (:mod:`pixseek.store.migrations`; a database from a newer pixseek is refused). ``meta.generation``
 increases with every committed change to the set of vectors, so the FAISS cache can tell whether it
 is in sync. All of pixseek's SQL lives in this package: callers ask :class:`Store`, never a connection.
@@ -26,6 +27,7 @@ from pixseek.errors import EmptyIndexError, IndexNotFoundError, ModelMismatchErr
 from . import migrations
 from .dupe_rows import DupeRows
 from .filters import UNDER_SQL, Filter, under_params
+from .ocr import OcrLog
 from .paths import DataDir
 from .photos import PhotoStore, ensure_math
 from .rows import IMAGE_COLUMNS, IMAGE_FROM, ErrorRecord, ImageRow, vec_to_blob
@@ -93,7 +95,7 @@ def _journal(conn: sqlite3.Connection) -> str:
     return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
 
 
-class Store(ErrorLog, RootLog, Health, ImageWrites, PhotoStore, DupeRows, TagStore):
+class Store(ErrorLog, RootLog, Health, ImageWrites, PhotoStore, DupeRows, TagStore, OcrLog):
     """One open pixseek database. Not thread-safe: one Store per thread."""
 
     def __init__(self, data_dir: DataDir, db: Any, *, readonly: bool = False):

@@ -173,6 +173,54 @@ def m009_tags(db: Any) -> None:
     )
 
 
+@migration
+def m010_ocr(db: Any) -> None:
+    """Text read in pictures (``pixseek index --ocr``, :mod:`pixseek.store.ocr`): per picture, the
+    content hash and OCR model it was read with and what came of it (``text``, ``none`` or ``error``),
+    so the stage resumes and knows what to read again; per line, its text, score and box. A row of
+    ``images`` that is deleted takes its text and its OCR error with it."""
+    db["ocr_images"].create(
+        {
+            "image_id": int,
+            "hash": str,
+            "model": str,
+            "status": str,
+            "kind": str,
+            "boxes": int,
+            "recognised": int,
+            "text": str,
+            "generation": int,
+            "checked_at": float,
+        },
+        pk="image_id",
+        not_null={"hash", "model", "status", "generation"},
+    )
+    db["ocr_images"].create_index(["generation"])
+    db["ocr_images"].create_index(["checked_at"])  # what changed since the keyword index's last sync
+    db["ocr_lines"].create(
+        {
+            "id": int,
+            "image_id": int,
+            "line": int,
+            "text": str,
+            "score": float,
+            "x0": float,
+            "y0": float,
+            "x1": float,
+            "y1": float,
+            "quad": str,
+        },
+        pk="id",
+        not_null={"image_id", "line", "text", "score"},
+    )
+    db["ocr_lines"].create_index(["image_id", "line"])
+    db.execute(
+        "CREATE TRIGGER ocr_forget AFTER DELETE ON images BEGIN "
+        "DELETE FROM ocr_lines WHERE image_id = old.id; DELETE FROM ocr_images WHERE image_id = old.id; "
+        "DELETE FROM errors WHERE path = old.path AND stage = 'ocr'; END"
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -50,6 +50,8 @@ HEAVY = {
     "transformers",
     "imagehash",
     "scipy",
+    "rapidocr",
+    "cv2",
 }
 # the page and its parts are a Streamlit script: streamlit is the point (the service and launcher stay free of it)
 HEAVY_AT_TOP = {f"pixseek.ui.{m}": {"streamlit"} for m in ("page", "grid", "cards", "detail", "state", "sidebar")}
