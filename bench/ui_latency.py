@@ -132,6 +132,11 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.goto(f"http://127.0.0.1:{port}/?q=warm%20up", wait_until="domcontentloaded")
             page.locator(CARDS).first.wait_for(timeout=120_000)
+            # every match, best first: the relevance cut-off (on by default) would keep fewer than a page
+            toggle = page.locator(".st-key-cutoff input")
+            toggle.wait_for(state="attached", timeout=60_000)
+            toggle.evaluate("e => e.click()")  # the sidebar's switch, below its fold
+            page.wait_for_function("() => !document.querySelector('.st-key-cutoff input').checked", timeout=60_000)
             page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').nth(1).click()
             n = args.per_page
             if n != 24:  # 24 is the page's default

@@ -136,7 +136,7 @@ WATCH = """() => { window.__outside = 0; window.__seen = [];
 
 def _show_all(page) -> None:
     """Every match, as a user who wants them all asks: "Show all" under the results the relevance
-    cut-off kept (nothing to do when it kept a full page)."""
+    cut-off kept (nothing to do when it kept a full page). The sidebar's switch does the same."""
     page.locator(".px-card").first.wait_for(timeout=60_000)
     _settled(page)
     show = page.locator(".st-key-show-all button")
