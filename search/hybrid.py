@@ -54,6 +54,9 @@ RRF_K = 60  # the constant of reciprocal rank fusion (the paper's value)
 SEMANTIC_WEIGHT = 1.0
 KEYWORD_WEIGHT = 1.0
 MIN_DEPTH = 100  # each ranking contributes at least this many candidates
+# Reasons that come from the picture's vector (its zero-shot tags too): a result with no other reason must
+# clear the minimum score and the relevance cut-off like any match by meaning.
+VECTOR_REASONS = frozenset({MEANING, "tag"})
 MEANING_DEPTH = 24  # a result "matched on meaning" when it ranked this high by its vector (or within k)
 
 # Words that say nothing about a file name or a text (a query is usually a sentence: "a photo of a car").
@@ -163,7 +166,7 @@ def search(
         reasons = ([MEANING] if meant else []) + fields.get(i, [])
         if not reasons:
             continue
-        if need is not None and reasons == [MEANING] and scores.get(i, 0.0) < need:
+        if need is not None and set(reasons) <= VECTOR_REASONS and scores.get(i, 0.0) < need:
             dropped += 1 if len(kept) < offset + k else 0
             continue
         why[i] = tuple(reasons)

@@ -210,12 +210,15 @@ def test_account_counts_kept_cut_and_below():
 
 def test_cli_flag_text_and_json(emoji):
     _, db = emoji
-    text = cli("search", "a clock face", "--db", db, "--cutoff", "auto").stdout.splitlines()
+    # by meaning alone: in hybrid mode the names holding "face" would join the clocks as word matches
+    text = cli("search", "a clock face", "--db", db, "--cutoff", "auto", "--mode", "semantic").stdout.splitlines()
     assert len(text) == 5 and {Path(ln.split()[-1]).stem for ln in text[:4]} == CLOCKS
     assert text[-1].startswith("4 above the cut-off (cut-off 0.") and text[-1].endswith(
         "; 332 more below it (--cutoff off shows them)"
     )
-    got = json.loads(cli("search", "a clock face", "--db", db, "--cutoff", "auto", "--json").stdout)
+    got = json.loads(
+        cli("search", "a clock face", "--db", db, "--cutoff", "auto", "--mode", "semantic", "--json").stdout
+    )
     assert {Path(r["path"]).stem for r in got["results"]} == CLOCKS
     c = got["cutoff"]
     assert (c["mode"], c["applied"], c["kept"], c["cut"], c["below"]) == ("auto", True, 4, 16, 332)

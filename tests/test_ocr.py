@@ -291,3 +291,16 @@ def test_which_recognised_lines_are_kept():
         False,
         False,
     ]
+
+
+def test_the_page_finds_a_picture_by_its_text_and_shows_the_lines(read_index, monkeypatch):
+    from pagetest import cards, open_card, open_page
+
+    db, _, _ = read_index
+    at = open_page(db, monkeypatch, query="glacier")
+    assert not at.exception
+    first = cards(at)[0]
+    assert (first["name"], first["why"]) == ("sign.jpg", "text in image")
+    open_card(at, "sign.jpg")
+    assert not at.exception
+    assert "GLACIER" in [c.value for c in at.code]  # the detail lists the text read in the picture

@@ -83,6 +83,10 @@ def _body(svc: Service, groups: dict[int, Group], kind: str) -> None:
             + f"match: **{label}** (score {g.best.score:.3f})"
             + (f" · words found in its {_md(', '.join(why))}" if why else "")
         )
+        lines = svc.text_lines(image_id)
+        if lines:
+            st.caption("Text in the picture")
+            st.code("\n".join(lines), language=None, wrap_lines=True)
         paths = [row.path] + [c.path for c in g.copies]
         st.caption("Where" if len(paths) == 1 else f"Where ({len(paths)} identical files)")
         st.code("\n".join(paths), language=None, wrap_lines=True)

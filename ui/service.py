@@ -195,6 +195,11 @@ class Service:
         with self.lock:
             return self.sync().get(int(image_id))
 
+    def text_lines(self, image_id: int) -> list[str]:
+        """The lines of text read in the picture (``pixseek index --ocr``), [] when none or not read."""
+        with self.lock:
+            return [line.text for line in self.sync().store.ocr_lines(int(image_id))]
+
     def same_content(self, image_id: int) -> tuple[int, ...]:
         """The ids of ``image_id`` and of every identical file (the same content hash)."""
         with self.lock:
