@@ -137,7 +137,7 @@ def main() -> None:
             toggle.wait_for(state="attached", timeout=60_000)
             toggle.evaluate("e => e.click()")  # the sidebar's switch, below its fold
             page.wait_for_function("() => !document.querySelector('.st-key-cutoff input').checked", timeout=60_000)
-            page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').nth(1).click()
+            page.locator('.st-key-page_size [data-testid="stSelectbox"]').click()
             n = args.per_page
             if n != 24:  # 24 is the page's default
                 page.get_by_role("option", name=str(n), exact=True).click()
