@@ -5,23 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 import time
 
 import click
 
+from .cli_common import db_option
+from .cli_common import show as _show
 from .cli_serve import serve_cmd
 from .errors import PixseekError
 
 EXIT_INTERRUPTED = 130
 MAX_SQL_INT = 2**63 - 1  # SQLite's largest integer: no option may hand it more
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _show(text: str) -> str:
-    """Text for a terminal: control characters (a file name may hold ESC sequences) as escapes."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 class _Handler(logging.StreamHandler):
@@ -54,14 +49,6 @@ class PixseekGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted: work committed so far is kept; run the same command again to resume.", err=True)
             ctx.exit(EXIT_INTERRUPTED)
-
-
-db_option = click.option(
-    "--db",
-    "db",
-    type=click.Path(file_okay=True),
-    help="Data dir holding the index (default $PIXSEEK_DB or ~/.local/share/pixseek).",
-)
 
 
 @click.group(cls=PixseekGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -5,18 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import sys
 
 import click
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _show(text: str) -> str:
-    """Text for a terminal: control characters escaped (as ``pixseek.cli`` does; importing it would
-    make a cycle, since it registers this command)."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+from .cli_common import db_option
+from .cli_common import show as _show
 
 
 def _mb(n: int) -> str:
@@ -70,12 +64,7 @@ def _print_report(report) -> None:
 
 
 @click.command("dupes")
-@click.option(
-    "--db",
-    "db",
-    type=click.Path(file_okay=True),
-    help="Data dir holding the index (default $PIXSEEK_DB or ~/.local/share/pixseek).",
-)
+@db_option
 @click.option(
     "--threshold",
     type=click.FloatRange(-1.0, 1.0),

@@ -7,19 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 
 import click
 
+from .cli_common import db_option
+from .cli_common import show as _show
 from .errors import NotFoundError
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _show(text: str) -> str:
-    """Text for a terminal: control characters (a picture's text or a file name may hold them) as escapes."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _find(store, picture: str):
@@ -38,12 +32,7 @@ def _find(store, picture: str):
 
 @click.command("text")
 @click.argument("picture")
-@click.option(
-    "--db",
-    "db",
-    type=click.Path(file_okay=True),
-    help="Data dir holding the index (default $PIXSEEK_DB or ~/.local/share/pixseek).",
-)
+@db_option
 @click.option("--json", "as_json", is_flag=True, help="Print the lines, scores and boxes as JSON.")
 def text_cmd(picture, db, as_json):
     """Show the text read in one indexed picture (PICTURE: its path or index id), line by line with the

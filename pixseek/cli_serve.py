@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import click
 
+from .cli_common import db_option
 from .errors import ServeError
 
 
 @click.command("serve")
-@click.option(
-    "--db",
-    "db",
-    type=click.Path(file_okay=True),
-    help="Data dir holding the index (default $PIXSEEK_DB or ~/.local/share/pixseek).",
-)
+@db_option
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="Address to serve on; beyond loopback a token is required."
 )

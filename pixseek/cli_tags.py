@@ -6,14 +6,10 @@ import json
 
 import click
 
+from .cli_common import db_option
+
 # The options as pixseek.cli spells them (this module must not import it: cli registers this command).
 MAX_SQL_INT = 2**63 - 1
-db_option = click.option(
-    "--db",
-    "db",
-    type=click.Path(file_okay=True),
-    help="Data dir holding the index (default $PIXSEEK_DB or ~/.local/share/pixseek).",
-)
 
 
 @click.command("tags")

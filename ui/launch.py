@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import errno
 import os
-import socket
 import sys
 from pathlib import Path
 
 from pixseek.errors import ServeError
-from pixseek.hosts import is_loopback
+from pixseek.hosts import check_port, is_loopback
 from pixseek.store import DataDir
 
 APP = Path(__file__).resolve().parent / "app.py"
-
-
-def check_port(host: str, port: int) -> None:
-    """Fail with one line, before Streamlit starts, when the address cannot be bound."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as e:
-        raise ServeError(f"cannot serve on {host}: {e.strerror}") from None
-    family, _, _, _, addr = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(addr)
-        except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise ServeError(f"port {port} on {host} is in use", hint="pick another with --port") from None
-            raise ServeError(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
 
 
 def command(db_dir: str, host: str, port: int, max_upload_mb: int) -> list[str]:
