@@ -14,11 +14,9 @@ from .cli_common import show as _show
 
 
 def _mb(n: int) -> str:
-    """A byte count for people: 512 B, 3.4 kB, 12.0 MB, 1.2 GB."""
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
+    from .search.dupes import size_text
+
+    return size_text(n)
 
 
 def _plural(n: int, word: str) -> str:
@@ -32,10 +30,9 @@ def _day(t: float) -> str:
         return "?"
 
 
-KIND_WORDS = {"exact": "identical files", "same": "same picture", "similar": "similar pictures"}
-
-
 def _print_report(report) -> None:
+    from .search.dupes import KIND_WORDS
+
     for g in report.groups:
         movable = sum(f.size for f in g.others)
         click.echo(f"group {g.number}: {KIND_WORDS[g.kind]}, {len(g.files)} files, {_mb(movable)} to move")

@@ -34,6 +34,7 @@ from .dupe_rule import DupeRule
 from .nearpairs import Pairs, close_pairs, work
 
 KINDS = ("exact", "same", "similar")
+KIND_WORDS = {"exact": "identical files", "same": "same picture", "similar": "similar pictures"}
 MAX_PAIRS_SHOWN = 100  # links listed per group (the strongest); pairs_total says how many there were
 
 
@@ -151,6 +152,14 @@ class DupeReport:
             "seconds": round(self.seconds, 3),
             "notes": self.notes,
         }
+
+
+def size_text(n: int) -> str:
+    """A byte count as reports show it (the CLI and the page): 512 B, 3.4 kB, 12.0 MB, 1.2 GB."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
 
 
 def check_kinds(kinds: Iterable[str] | None) -> tuple[str, ...]:

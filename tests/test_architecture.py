@@ -54,7 +54,9 @@ HEAVY = {
     "cv2",
 }
 # the page and its parts are a Streamlit script: streamlit is the point (the service and launcher stay free of it)
-HEAVY_AT_TOP = {f"pixseek.ui.{m}": {"streamlit"} for m in ("page", "grid", "cards", "detail", "state", "sidebar")}
+HEAVY_AT_TOP = {
+    f"pixseek.ui.{m}": {"streamlit"} for m in ("page", "grid", "cards", "detail", "state", "sidebar", "dupes")
+}
 
 
 def layer(module: str) -> str:

@@ -450,3 +450,37 @@ def test_server_serves_no_files_by_path(served):
             assert e.code in (400, 403, 404), (path, e.code)
             continue
         assert b"root:" not in body and not body.startswith(b"\x89PNG"), path  # the app page, never a file
+
+
+def test_duplicates_page_groups_side_by_side(served, browser):
+    """The Duplicates page, reached from the navigation: each copy in extra/ sits beside its original
+    (one row, thumbnails loaded, the original kept); "Similar pictures" opens a search from a file."""
+    url, extra = served
+
+    def run(page, url):
+        page.goto(url + "/?q=a%20dog", wait_until="domcontentloaded")
+        page.locator(CARDS).first.wait_for(timeout=60_000)
+        page.get_by_role("link", name="Duplicates").click()
+        groups = page.locator('[class*="st-key-dupe-group-"]')
+        groups.first.wait_for(timeout=120_000)
+        page.wait_for_function(
+            "() => { const i = [...document.querySelectorAll('[class*=\"st-key-dupe-group-\"] img')];"
+            " return i.length >= 10 && i.every(x => x.complete && x.naturalWidth > 0); }",
+            timeout=60_000,
+        )
+        rows = page.evaluate(
+            """() => [...document.querySelectorAll('[class*="st-key-dupe-group-"]')].map(g =>
+                 [...g.querySelectorAll('img')].map(i => [i.alt, Math.round(i.getBoundingClientRect().top)]))"""
+        )
+        copies = {f"copy-{p.name[5:]}" for p in extra.iterdir()}
+        pairs = [r for r in rows if any(alt in copies for alt, _ in r)]
+        assert len(pairs) == len(copies), rows
+        for r in pairs:  # the original first (kept), its copy beside it on the same row
+            assert len(r) == 2 and r[1][0] == "copy-" + r[0][0] and r[0][1] == r[1][1], r
+        page.screenshot(path=str(ARTIFACTS / "ui-duplicates.png"))
+        first = groups.first
+        first.get_by_role("link", name="Similar pictures").first.click()
+        page.wait_for_url("**/?like=*", timeout=60_000)
+        page.locator(CARDS).first.wait_for(timeout=60_000)
+
+    _browse(browser, url, {"width": 1440, "height": 900}, run)

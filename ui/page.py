@@ -14,6 +14,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from importlib import resources
 
 import streamlit as st
@@ -29,6 +30,8 @@ from .sidebar import sidebar
 from .text import md as _md
 
 TITLE = "### :material/image_search: pixseek"
+SEARCH_PAGE = "search_page.py"  # the app's two pages, scripts beside this module (st.navigation)
+DUPES_PAGE = "dupes_page.py"
 
 
 def _args() -> argparse.Namespace:
@@ -59,7 +62,20 @@ def _message(e: PixseekError) -> str:
 def main() -> None:
     st.set_page_config(page_title="pixseek", page_icon="🔎", layout="wide")
     try:
-        _page()
+        args = _args()
+        host = st.context.headers.get("Host") if st.context.headers else None
+        if not hosts.allowed(host, args.host):
+            st.error(f"This page answers at the address pixseek was started on ({args.host}), not at {host!r}.")
+            return
+        nav = st.navigation(
+            [
+                st.Page(_here(SEARCH_PAGE), title="Search", icon=":material/image_search:", default=True),
+                st.Page(_here(DUPES_PAGE), title="Duplicates", icon=":material/filter_none:", url_path="duplicates"),
+            ]
+        )
+        st.html(f"<style>{_asset('page.css')}</style>")
+        st.html(f"<script>{_asset('keys.js')}</script>", unsafe_allow_javascript=True)
+        nav.run()
     except Exception as e:
         logging.getLogger("pixseek").exception("search page failed")
         st.error(
@@ -68,17 +84,20 @@ def main() -> None:
         )
 
 
-def _page() -> None:
+def _here(name: str) -> str:
+    return str(resources.files("pixseek.ui").joinpath(name))
+
+
+def current_service() -> Service:
+    """This process's Service (one per data dir and upload cap, made on the first page run)."""
     args = _args()
-    host = st.context.headers.get("Host") if st.context.headers else None
-    if not hosts.allowed(host, args.host):
-        st.error(f"This page answers at the address pixseek was started on ({args.host}), not at {host!r}.")
-        return
-    svc = service(args.db, int(args.max_upload_mb * 2**20))
-    st.html(f"<style>{_asset('page.css')}</style>")
-    st.html(f"<script>{_asset('keys.js')}</script>", unsafe_allow_javascript=True)
-    state.init()
-    state.follow_url()
+    return service(args.db, int(args.max_upload_mb * 2**20))
+
+
+def run_page(body: Callable[[Service], None]) -> None:
+    """Run one page of the app (the scripts SEARCH_PAGE and DUPES_PAGE call this): the index's empty
+    states first, a library error as its one line."""
+    svc = current_service()
     try:
         svc.sync()
     except IndexNotFoundError:
@@ -95,22 +114,32 @@ def _page() -> None:
         st.error(_message(e))
         return
     try:
-        opts = sidebar(svc)
-        crumbs = st.container(key="history-slot")  # filled once this run's query is in the history
-        spec = _query_inputs(svc)
-        if (problem := st.session_state.pop("bad_link", None)) is not None:
-            st.error(problem)
-        if spec.empty:
-            st.info("Type a description, or drop a picture to find similar ones.")
-            state.write_url(state.current(), "")
-            _breadcrumb(crumbs)
-            return
-        spec, kind = _encode(svc, spec)
-        label = _label(svc, spec)
-        _breadcrumb(crumbs)
-        grid.results(svc, kind, label, opts, spec.text if spec.like_id is None else "")
+        body(svc)
     except PixseekError as e:
         st.error(_message(e))
+
+
+def search(svc: Service) -> None:
+    ss = st.session_state
+    state.init()
+    saved = ss.pop("search_url", None)  # back from the duplicates page, whose link drops the query
+    if saved and not len(st.query_params):
+        st.query_params.from_dict(saved)
+    state.follow_url()
+    opts = sidebar(svc)
+    crumbs = st.container(key="history-slot")  # filled once this run's query is in the history
+    spec = _query_inputs(svc)
+    if (problem := ss.pop("bad_link", None)) is not None:
+        st.error(problem)
+    if spec.empty:
+        st.info("Type a description, or drop a picture to find similar ones.")
+        state.write_url(state.current(), "")
+        _breadcrumb(crumbs)
+        return
+    spec, kind = _encode(svc, spec)
+    label = _label(svc, spec)
+    _breadcrumb(crumbs)
+    grid.results(svc, kind, label, opts, spec.text if spec.like_id is None else "")
 
 
 def _title() -> None:

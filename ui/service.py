@@ -16,14 +16,17 @@ import numpy as np
 
 from pixseek.errors import NotFoundError, PixseekError
 from pixseek.search import Cutoff, Engine, Filter, Group, Result, ScoreScale, Term
+from pixseek.search.dupe_rule import dupe_rule
+from pixseek.search.dupes import DupeReport, find_duplicates
 from pixseek.search.live import LiveEngine
 from pixseek.search.stats import collect
 from pixseek.search.uploads import DEFAULT_MAX_UPLOAD_BYTES, read_upload
-from pixseek.store import DataDir, ImageRow
+from pixseek.store import DataDir, ImageRow, Store
 from pixseek.store.photos import Facets
 from pixseek.store.thumbs import Thumbs
 
 THUMBS_IN_MEMORY = 2000  # ~20 MB of WebP thumbnails
+DUPE_REPORTS = 4  # duplicate reports kept (one per choice of kinds and folder)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Service:
         self._choices: tuple[int, list[str], list[str]] | None = None
         self._facets: tuple[tuple, Facets, list[tuple[str, int]]] | None = None
         self._thumbs: OrderedDict[str, bytes] = OrderedDict()  # content hash -> WebP, most recent last
+        self._dupes: OrderedDict[tuple, DupeReport] = OrderedDict()  # (generation, kinds, folder) -> report
 
     # --- the index ------------------------------------------------------------------------------
     def sync(self) -> Engine:
@@ -98,6 +102,25 @@ class Service:
             if self._facets is None or self._facets[0] != key:
                 self._facets = (key, eng.facets(filter), eng.tag_counts(replace(filter, tags=()), limit=200))
             return self._facets[1], self._facets[2]
+
+    def duplicates(self, kinds: tuple[str, ...], folder: str | None = None, *, fresh: bool = False) -> DupeReport:
+        """Groups of near-duplicates (:func:`pixseek.search.dupes.find_duplicates`), kept until the index
+        changes. The search runs on a read-only connection of its own, outside the lock: at 100k pictures
+        it takes minutes (bench/RESULTS.md), and other sessions go on searching meanwhile. ``fresh``:
+        look again even when a report is kept."""
+        with self.lock:
+            key = (self.sync().store.generation, tuple(kinds), folder)
+            report = None if fresh else self._dupes.get(key)
+        if report is not None:
+            return report
+        with Store.open(self.data_dir, readonly=True) as store:
+            ids = store.select_ids(Filter(folder=folder).validate()) if folder else None
+            report = find_duplicates(store, dupe_rule(store), kinds=kinds, ids=ids)
+        with self.lock:
+            self._dupes[key] = report
+            while len(self._dupes) > DUPE_REPORTS:
+                self._dupes.popitem(last=False)
+        return report
 
     # --- queries --------------------------------------------------------------------------------
     def encode(self, spec: QuerySpec) -> np.ndarray:
