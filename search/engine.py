@@ -391,35 +391,9 @@ class Engine:
         selected = self.store.select_ids(filter)
         return len(selected) - len(exclude.intersection(selected.tolist()))
 
-    def search_groups(
-        self,
-        q: np.ndarray,
-        n_groups: int,
-        *,
-        filter: Filter | None = None,
-        min_score: float | None = None,
-        exclude: Iterable[int] = (),
-        words: str = "",
-        mode: str = "semantic",
-        kind: str = "text",
-        sort: str = "score",
-        hide_dupes: bool = False,
-        cutoff: str | Cutoff | None = None,
-    ) -> tuple[list[Group], bool]:
-        """(groups, whether more follow) of :meth:`search_page`, no cut-off unless asked for."""
-        page = self.search_page(
-            q,
-            n_groups,
-            filter=filter,
-            min_score=min_score,
-            exclude=exclude,
-            words=words,
-            mode=mode,
-            kind=kind,
-            sort=sort,
-            hide_dupes=hide_dupes,
-            cutoff=cutoff,
-        )
+    def search_groups(self, q: np.ndarray, n_groups: int, **options: Any) -> tuple[list[Group], bool]:
+        """(groups, whether more follow) of :meth:`search_page` (same options), no cut-off unless asked for."""
+        page = self.search_page(q, n_groups, **{"cutoff": None, **options})
         return page.groups, page.more
 
     def search_page(

@@ -50,7 +50,7 @@ def _results(svc: Service, kind: str, label: str, opts: Options, words: str) -> 
     filt, min_score = opts.filter, opts.min_score
     want = ss.pages * opts.page_size
     exclude = svc.same_content(ss.like) if ss.like is not None else ()  # the picture and its copies
-    groups, more, seconds, cut = svc.search_groups(
+    page, seconds = svc.search_page(
         ss.qvec,
         want,
         filter=filt,
@@ -61,8 +61,9 @@ def _results(svc: Service, kind: str, label: str, opts: Options, words: str) -> 
         kind=kind,
         sort=opts.sort,
         hide_dupes=opts.hide_dupes,
-        cutoff=opts.cutoff,
+        cutoff="auto" if opts.cutoff else None,
     )
+    groups, more, cut = page.groups, page.more, page.cutoff
     if not groups:
         ss.shown = []
         _nothing(svc, filt, min_score, cut)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from pixseek.errors import NotFoundError, PixseekError
-from pixseek.search import Cutoff, Engine, Filter, Group, Result, ScoreScale, Term
+from pixseek.search import Engine, Filter, Result, ScoreScale, Term
 from pixseek.search.dupe_rule import dupe_rule
 from pixseek.search.dupes import DupeReport, find_duplicates
+from pixseek.search.groups import GroupPage
 from pixseek.search.live import LiveEngine
 from pixseek.search.stats import collect
 from pixseek.search.uploads import DEFAULT_MAX_UPLOAD_BYTES, read_upload
@@ -170,39 +172,13 @@ class Service:
             res = self.sync().search_vector(q, k, filter=filter, min_score=min_score, exclude=exclude)
         return res, time.perf_counter() - t0
 
-    def search_groups(
-        self,
-        q: np.ndarray,
-        n_groups: int,
-        *,
-        filter: Filter | None = None,
-        min_score: float | None = None,
-        exclude: tuple[int, ...] = (),
-        words: str = "",
-        mode: str = "semantic",
-        kind: str = "text",
-        sort: str = "score",
-        hide_dupes: bool = False,
-        cutoff: bool = False,
-    ) -> tuple[list[Group], bool, float, Cutoff | None]:
-        """(groups of identical files, whether more exist, seconds, the relevance cut-off when asked for)
-        for a query vector (and its words, for the keyword index: :meth:`Engine.search_page`)."""
+    def search_page(self, q: np.ndarray, n_groups: int, **options: Any) -> tuple[GroupPage, float]:
+        """(the page of groups of identical files, seconds) for a query vector: :meth:`Engine.search_page`,
+        whose options (filter, words, mode, sort, cut-off...) pass through; no encoding happens here."""
         t0 = time.perf_counter()
         with self.lock:
-            page = self.sync().search_page(
-                q,
-                n_groups,
-                filter=filter,
-                min_score=min_score,
-                exclude=exclude,
-                words=words,
-                mode=mode,
-                kind=kind,
-                sort=sort,
-                hide_dupes=hide_dupes,
-                cutoff="auto" if cutoff else None,
-            )
-        return page.groups, page.more, time.perf_counter() - t0, page.cutoff
+            page = self.sync().search_page(q, n_groups, **options)
+        return page, time.perf_counter() - t0
 
     def score_scale(self) -> ScoreScale:
         """What strong / good / weak mean for this index and model (cached by the engine)."""
