@@ -66,7 +66,7 @@ def check_address(address: str) -> None:
 def check_available() -> None:
     """Raise RayIndexError (one line, with the install command) unless Ray Data can be imported."""
     try:
-        import ray  # noqa: F401
+        import ray
         import ray.data  # noqa: F401
     except ImportError:
         raise RayIndexError("indexing on Ray needs the ray package, which is not installed", INSTALL_HINT) from None
@@ -80,7 +80,7 @@ def check_run(address: str, paths: Sequence[str | os.PathLike]) -> None:
         if re.match(r"^[a-zA-Z][\w+.-]*://", os.fspath(p)):
             raise RayIndexError(
                 f"pixseek index reads folders, not URLs: {os.fspath(p)}",
-                hint="mount the bucket or share at the same path on every node (s3fs, mountpoint-s3, NFS) and index that",
+                hint="mount the bucket or share at one path on every node (s3fs, mountpoint-s3, NFS) and index that",
             )
 
 
@@ -96,11 +96,14 @@ class Pool:
 
 def plan_pool(resources: dict[str, float], device: str | None) -> Pool:
     """One encoder per GPU (unless ``device`` is cpu); without GPUs, about half the CPUs embed (in
-    actors of up to 4 threads) and the rest decode."""
+    actors of up to 4 threads) and the rest decode. Decode tasks always keep a CPU: actors that held
+    every CPU would wait forever for pixels no task could decode."""
+    cpus = max(1, int(resources.get("CPU", 1)))
     gpus = int(resources.get("GPU", 0))
     if gpus and device != "cpu":
-        return Pool(gpus, 1, 1, "cuda")
-    cpus = max(1, int(resources.get("CPU", 1)))
+        return Pool(gpus, 1 if cpus >= 2 * gpus else 0, 1, "cuda")
+    if cpus < 2:
+        return Pool(1, 0, 0, "cpu")
     per = 1 if cpus < 8 else min(4, cpus // 4)
     return Pool(max(1, cpus // (2 * per)), per, 0, "cpu")
 
@@ -279,5 +282,3 @@ class RayBatches:
         self.restarted_batches += int(bool(np.any(batch["restarted"])))
         rows = [k for k, p in enumerate(preps) if p.has_tensor]
         return preps, (np.asarray(batch["v"][rows], dtype=np.float32) if rows else None)
-
-
