@@ -72,6 +72,20 @@ def check_available() -> None:
         raise RayIndexError("indexing on Ray needs the ray package, which is not installed", INSTALL_HINT) from None
 
 
+def _one_line(e: Exception) -> Exception:
+    """A worker's failure as pixseek's one line: its own typed error when it raised one (a model that is
+    not the index's), else the last line Ray gives."""
+    text = str(e)
+    mismatch = re.findall(r"ModelMismatchError: (.+)", text)
+    if mismatch:
+        return ModelMismatchError(mismatch[-1].strip())
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return RayIndexError(
+        f"the Ray run stopped: {lines[-1][:300] if lines else type(e).__name__}",
+        hint="committed work is kept; run the same command again to resume",
+    )
+
+
 def check_run(address: str, paths: Sequence[str | os.PathLike]) -> None:
     """What a Ray run is refused for before any work: a bad address, a missing extra, a URL as PATH."""
     check_address(address)
@@ -224,11 +238,7 @@ class RayBatches:
                     yield self._unpack(batch)
             except Exception as e:
                 if type(e).__module__.startswith("ray"):  # a worker failed past its retries: one line
-                    cause = str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__
-                    raise RayIndexError(
-                        f"the Ray run stopped: {cause}",
-                        hint="committed work is kept; run the same command again to resume",
-                    ) from None
+                    raise _one_line(e) from None
                 raise
 
     def _dataset(self, pool: Pool, size: int) -> Any:

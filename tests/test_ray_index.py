@@ -18,6 +18,7 @@ import pytest
 from imagegen import draw, encode, make_corpus, truncated
 
 from pixseek import faults
+from pixseek.errors import ModelMismatchError
 from pixseek.index.indexer import Indexer
 from pixseek.index.ray_run import Pool, plan_pool
 from pixseek.store.database import Store
@@ -108,6 +109,27 @@ def test_a_lost_encoder_worker_is_replaced_and_the_run_converges(cluster, corpus
     assert s.notes == ["a Ray encoder worker was lost and replaced; its batches were embedded again"]
     assert (s.added, s.failed) == (41, 3)
     assert_same(snapshot(tmp_path / "db"), local)
+
+
+class _Renamed:
+    """The tiny model under another model id: what the index records when a node's weights differ."""
+
+    def __init__(self, enc):
+        self._enc, self.model_id = enc, "tiny-random#0000000000000000"
+
+    def __getattr__(self, name):
+        return getattr(self._enc, name)
+
+
+def test_an_encoder_with_other_weights_stops_the_run_in_one_line(cluster, corpus, tiny, tmp_path):
+    with pytest.raises(ModelMismatchError) as e:
+        Indexer(tmp_path / "db", encoder=_Renamed(tiny), batch_size=BATCH, ray=cluster).run([corpus])
+    assert (
+        str(e.value)
+        == f"a Ray worker loaded {tiny.model_id} for tiny-random; the index is of tiny-random#0000000000000000"
+    )
+    with Store.open(tmp_path / "db") as st:
+        assert st.count() == 0  # nothing committed from another model
 
 
 def _cli(*args: str, env: dict | None = None, pre: str = "") -> subprocess.CompletedProcess:
