@@ -209,8 +209,8 @@ class Embedder:
 
 
 class RayBatches:
-    """:meth:`batches` yields ``(prepared, vectors of those with has_tensor)`` batches in work order, computed on
-    the cluster; ``lost_workers`` then says how many batches a restarted encoder had to embed again."""
+    """:meth:`batches` yields ``(prepared, vectors of those with has_tensor)`` batches in work order, computed
+    on the cluster; ``restarted_batches`` then counts the batches that a restarted encoder embedded."""
 
     def __init__(
         self,
@@ -226,6 +226,7 @@ class RayBatches:
         self.jobs, self.enc, self.address, self.device = jobs, enc, address, device
         self.max_pixels, self.known_hashes, self.batch_size = max_pixels, known_hashes, batch_size
         self.restarted_batches = 0
+        self._next = 0  # the work index the next row must have
 
     def batches(self) -> Generator[tuple[list[Prepared], np.ndarray | None], None, None]:
         if not self.jobs:
@@ -250,7 +251,13 @@ class RayBatches:
         ds = ray.data.from_items(items, override_num_blocks=blocks)
         # Bounded retries: Ray Data's default retries forever, and a file that crashes the decoder's process
         # every time must stop the run, not loop. Ray 2.60 takes them as (deprecated) remote arguments.
-        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+            return self._stages(ds, pool, size)
+
+    def _stages(self, ds: Any, pool: Pool, size: int) -> Any:
+        import ray.data
+
         ds = ds.map_batches(
             _decode,
             fn_kwargs={
@@ -289,6 +296,10 @@ class RayBatches:
 
     def _unpack(self, batch: dict[str, np.ndarray]) -> tuple[list[Prepared], np.ndarray | None]:
         preps: list[Prepared] = [pickle.loads(raw) for raw in batch["prep"]]
+        order = [int(i) for i in batch["i"]]
+        if order != list(range(self._next, self._next + len(order))):  # the caller pairs rows with its work list
+            raise RayIndexError(f"Ray returned files out of order (expected #{self._next}, got #{order[0]})")
+        self._next += len(order)
         self.restarted_batches += int(bool(np.any(batch["restarted"])))
         rows = [k for k, p in enumerate(preps) if p.has_tensor]
         return preps, (np.asarray(batch["v"][rows], dtype=np.float32) if rows else None)
