@@ -32,6 +32,7 @@ import logging
 import os
 import pickle
 import re
+import socket
 import warnings
 from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
@@ -86,10 +87,31 @@ def _one_line(e: Exception) -> Exception:
     )
 
 
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) that nothing answers on is one line within ``timeout`` seconds: Ray's
+    own connect retries for minutes."""
+    if address in ("auto", LOCAL):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as e:
+        why = "no answer" if isinstance(e, TimeoutError) else (getattr(e, "strerror", None) or str(e))
+        raise RayIndexError(
+            f"cannot reach the Ray cluster at {address}: {why}",
+            hint="start its head with `ray start --head --port 6379`, or use --ray alone for a local Ray",
+        ) from None
+
+
 def check_run(address: str, paths: Sequence[str | os.PathLike]) -> None:
-    """What a Ray run is refused for before any work: a bad address, a missing extra, a URL as PATH."""
+    """What a Ray run is refused for before any work: a bad address, a missing extra, a head that does not
+    answer, a URL as PATH."""
     check_address(address)
     check_available()
+    import ray
+
+    if not ray.is_initialized():
+        check_reachable(address)
     for p in paths:
         if re.match(r"^[a-zA-Z][\w+.-]*://", os.fspath(p)):
             raise RayIndexError(
