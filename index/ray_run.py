@@ -161,8 +161,11 @@ def cluster(address: str) -> Generator[dict[str, float], None, None]:
             )
         except (ConnectionError, RuntimeError, ValueError) as e:
             where = "a new local Ray" if address == LOCAL else f"the Ray cluster at {address}"
+            why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            if address == "auto" and "Could not find any running Ray instance" in why:
+                why = "no Ray is running on this machine"
             raise RayIndexError(
-                f"cannot start or reach {where}: {str(e).strip().splitlines()[0][:200]}",
+                f"cannot start or reach {where}: {why}",
                 hint="start one with `ray start --head` and give its HOST:6379, or --ray alone for a local one",
             ) from None
     try:
