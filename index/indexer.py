@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +38,9 @@ from .plan import Plan, make_plan
 from .scan import normalize_roots
 from .tagging import tag_stage
 from .writer import Writer, write_error
+
+if TYPE_CHECKING:
+    from .ray_run import RayBatches
 
 
 @dataclass
@@ -128,6 +132,7 @@ class Indexer:
         on_new_index: Callable[[str], None] | None = None,
         ocr: bool = False,
         ocr_workers: int | None = None,
+        ray: str | None = None,
     ):
         """``index_type``: "auto" (by corpus size and memory) or a FAISS factory string; kept by the
         index for later runs. ``workers``: decode processes (default: cores + 1, at most 16).
@@ -135,7 +140,9 @@ class Indexer:
         "torch"; default from ``PIXSEEK_RUNTIME``. ``prune``: remove the rows of files not found even when
         the scan looks untrustworthy (:mod:`pixseek.index.guard`). ``on_new_index``: called with the
         model's spec when a run gives an index without a model its model (the CLI says which, and why).
-        ``ocr``: then read the text in pictures (:mod:`pixseek.index.ocr`) with ``ocr_workers`` readers."""
+        ``ocr``: then read the text in pictures (:mod:`pixseek.index.ocr`) with ``ocr_workers`` readers.
+        ``ray``: decode and embed on a Ray cluster (:mod:`pixseek.index.ray_run`): 'local' starts one on this
+        machine, 'auto' joins the one running here, HOST:PORT a remote one; this process plans and commits."""
         self.data_dir = db_dir if isinstance(db_dir, DataDir) else DataDir.resolve(db_dir)
         self.index_type = index_type
         self.model_spec = model
@@ -153,6 +160,7 @@ class Indexer:
         self.on_new_index = on_new_index
         self.ocr = ocr
         self.ocr_workers = ocr_workers
+        self.ray = ray
 
     def _encoder_for(self, store: Store) -> Encoder:
         if self.encoder is None:
@@ -201,6 +209,11 @@ class Indexer:
             return len(removed)
 
     def run(self, paths: Iterable[str | os.PathLike]) -> Summary:
+        paths = list(paths)
+        if self.ray is not None:  # a missing extra, a bad address or a URL: one line before any work
+            from . import ray_run
+
+            ray_run.check_run(self.ray, paths)
         roots = normalize_roots(paths)
         if self.ocr:
             ocr_stage.ocr.check_available()  # a missing extra is one line before any work, not after it
@@ -288,17 +301,7 @@ class Indexer:
         bar = tqdm(
             total=len(work), unit="img", desc="indexing", disable=not self.progress, dynamic_ncols=True, leave=False
         )
-        cuda = enc.device.startswith("cuda")
-        batches = prepared_batches(
-            work,
-            preprocess=enc.preprocess,
-            min_side=enc.image_size,
-            max_pixels=self.max_pixels,
-            known_hashes=frozenset(plan.vanished_by_hash),
-            workers=self.decode_workers(),
-            batch_size=self.batch_size or (256 if cuda else 64),
-            pin_memory=cuda,
-        )
+        batches, remote = self._batches(enc, plan)
         writer = Writer(self.data_dir, lambda st, ops: self._write(st, vi, enc.model_id, ops, s))
         writer.start()
         pos = 0
@@ -307,21 +310,59 @@ class Indexer:
                 jobs = work[pos : pos + len(preps)]
                 pos += len(preps)
                 ops = [self._classify(store, job, prep, plan) for job, prep in zip(jobs, preps)]
-                if tensors is not None:
+                if tensors is not None and remote is not None:
+                    self._assign(tensors, ops, s)  # vectors, embedded by the cluster's encoders
+                elif tensors is not None:
                     self._embed(enc, tensors, ops, s)
                 writer.put(ops)
                 bar.update(len(ops))
                 bar.set_postfix(added=s.added, failed=s.failed, refresh=False)
             writer.finish()
+            if remote is not None and remote.restarted_batches:
+                s.notes.append("a Ray encoder worker was lost and replaced; its batches were embedded again")
         finally:
             batches.close()
             writer.close()  # after an interrupt or error: commit what is queued, then stop
             bar.close()
 
+    def _batches(self, enc: Encoder, plan: Plan) -> tuple[Generator, RayBatches | None]:
+        """The apply step's input: ``(prepared, pixels or vectors)`` batches in work order, from the local
+        decode workers (pixels, for ``enc``) or, with ``ray``, from a Ray cluster (vectors)."""
+        known = frozenset(plan.vanished_by_hash)
+        if self.ray is not None:  # decoded and embedded on the cluster; planned and committed here
+            from .ray_run import RayBatches
+
+            remote = RayBatches(
+                plan.work,
+                enc,
+                address=self.ray,
+                device=self.device,
+                max_pixels=self.max_pixels,
+                known_hashes=known,
+                batch_size=self.batch_size,
+            )
+            return remote.batches(), remote
+        cuda = enc.device.startswith("cuda")
+        local = prepared_batches(
+            plan.work,
+            preprocess=enc.preprocess,
+            min_side=enc.image_size,
+            max_pixels=self.max_pixels,
+            known_hashes=known,
+            workers=self.decode_workers(),
+            batch_size=self.batch_size or (256 if cuda else 64),
+            pin_memory=cuda,
+        )
+        return local, None
+
     @staticmethod
     def _embed(enc: Encoder, tensors: object, ops: list[_Op], s: Summary) -> None:
         faults.point("embed")
-        vecs = enc.encode_tensors(tensors)
+        Indexer._assign(enc.encode_tensors(tensors), ops, s)
+
+    @staticmethod
+    def _assign(vecs: np.ndarray, ops: list[_Op], s: Summary) -> None:
+        """Give the ops that need one their vector (``vecs``: one per op with pixels, in order)."""
         with_tensor = [op for op in ops if op.item.has_tensor]
         for op, v in zip(with_tensor, vecs):
             if op.needs_vector:

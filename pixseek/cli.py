@@ -116,6 +116,16 @@ def cli(verbose: bool) -> None:
     help="Then read the text in the pictures (after embedding, so search works meanwhile; resumable; needs "
     "pixseek[ocr]). Without PATHS: only that, on the existing index.",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS|auto]",
+    help="Decode and embed on a Ray cluster (needs pixseek[ray]): alone, a new Ray on this machine; auto, the one "
+    "running here; HOST:6379, a remote head. This process plans and commits. Put PATHS before it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def index_cmd(
     paths,
@@ -132,6 +142,7 @@ def index_cmd(
     rebuild_vectors,
     prune,
     ocr,
+    ray_address,
     as_json,
 ):
     """Index the images under PATHS (incremental: only new and changed files are embedded).
@@ -142,6 +153,10 @@ def index_cmd(
     from .errors import NoImagesError
     from .index.indexer import Indexer
 
+    if ray_address is not None:
+        from .index.ray_run import check_address
+
+        check_address(ray_address)
     if not paths and not rebuild_vectors and not ocr:
         raise NoImagesError("nothing to index: give one or more folders or images", hint="pixseek index ~/Pictures")
 
@@ -170,6 +185,7 @@ def index_cmd(
         prune=prune,
         on_new_index=new_index,
         ocr=ocr,
+        ray=ray_address,
     )
     if ocr and not paths:
         from .index.ocr import read_text

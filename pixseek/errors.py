@@ -96,6 +96,11 @@ class OcrError(PixseekError):
     not load."""
 
 
+class RayIndexError(PixseekError):
+    """An index run on Ray (``pixseek index --ray``) cannot start or stopped: the ``ray`` extra is missing,
+    the cluster cannot be reached, or a worker failed past its retries (committed work is kept)."""
+
+
 class NoImagesError(PixseekError):
     """A path given to ``index`` does not exist or is not a folder/image."""
 

@@ -9,6 +9,8 @@ order a run meets them:
   decode        before a file is decoded (counted per decode process; from a forked decode worker,
                 a kill takes the indexer that forked it too)
   embed         before a batch goes through the model
+  ray-embed     before a batch goes through an encoder actor of a Ray run (``index --ray``), in that
+                actor's process (a lost worker); a restarted actor never fires it
   commit        inside a batch's SQLite transaction, before COMMIT
   committed     after a batch's COMMIT, before the FAISS cache is updated
   faiss-write   after the FAISS temp file is written, before it replaces the old file

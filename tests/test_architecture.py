@@ -52,6 +52,7 @@ HEAVY = {
     "scipy",
     "rapidocr",
     "cv2",
+    "ray",
 }
 # the page and its parts are a Streamlit script: streamlit is the point (the service and launcher stay free of it)
 HEAVY_AT_TOP = {
@@ -193,6 +194,12 @@ def test_heavy_libraries_load_lazily():
     for module in MODULES:
         _, _, top = imports(module)
         assert top & HEAVY <= HEAVY_AT_TOP.get(module, set()), (module, top & HEAVY)
+
+
+def test_ray_is_imported_only_by_the_ray_run():
+    """The ``ray`` extra is optional: only the module that runs an index on Ray imports it (lazily)."""
+    users = {m for m in MODULES if "ray" in imports(m)[1]}
+    assert users == {"pixseek.index.ray_run"}
 
 
 def test_the_graph_is_read_for_real():
