@@ -37,7 +37,10 @@ import numpy as np
 from common import CACHE, header, table, write_section
 from written_set import LURES, STYLES, TEXTS, VERSION, Picture, build, relevant
 
-SECTION = "Hybrid search, text in pictures (issue 15)"
+from pixseek.models import ocr  # light: rapidocr loads on first use
+
+# one section per OCR gate version: a new gate keeps the previous one's figures as its baseline
+SECTION = f"Hybrid search, text in pictures (issue 15, OCR gate {ocr.GATE_VERSION})"
 MODES = ("semantic", "keyword", "hybrid")
 FORMS = {  # how a text becomes a query
     "as written": "{}",
@@ -131,7 +134,7 @@ def main() -> None:
     texts = [t.strip() for t in TEXTS if t.strip()] + list(LURES)
     lures = set(LURES)
     rows, ocr_rows, idx, notes = [], {}, {}, {}
-    second: dict[tuple[str, str, str], float] = {}  # share of the misses at 1 found at 2
+    spread: dict[tuple[str, str, str], list[int]] = {}  # answers found at rank 1, 2, 3, 4-10
     firsts: dict[str, list[int]] = {}
     for model in args.models.split(","):
         db = args.cache / f"db-{model}"
@@ -145,7 +148,9 @@ def main() -> None:
                 all_ = got[(form, mode)]
                 lure = [r for r, t in zip(all_, texts) if t in lures]
                 rows.append([model, form, mode, fmt(scores(all_)), fmt(scores(lure))])
-                second[(model, form, mode)] = sum(r == 1 for r in all_) / max(1, sum(r > 0 for r in all_))
+                found = [r for r in all_ if r < K]
+                spread[(model, form, mode)] = [sum(r == i for r in found) for i in (0, 1, 2)]
+                spread[(model, form, mode)].append(len(found) - sum(spread[(model, form, mode)]))
                 firsts[f"{model} {form} {mode}"] = all_
         print(table(["model", "query", "mode", "all", "lures"], rows[-9:]), file=sys.stderr, flush=True)
     with_text = sum(p.style != "none" for p in pictures)
@@ -158,6 +163,8 @@ def main() -> None:
         [
             f"`bench/hybrid_ocr.py`, whole run {time.perf_counter() - t_start:.0f} s, under `nice -n 15` on a "
             "machine shared with other jobs.",
+            "",
+            f"OCR models and gate: `{ocr.MODEL_VERSION}` (detection boxes kept from a score of {ocr.MIN_BOX_SCORE}).",
             "",
             f"**Set** `{VERSION}` (bench/written_set.py, drawn from a fixed seed): {len(pictures)} pictures, "
             f"{with_text} with one of {len(texts)} texts drawn on them ({len(texts) - len(lures)} signs, notices, "
@@ -180,9 +187,15 @@ def main() -> None:
             "Where hybrid loses R@1 against keyword: with equal weights a picture first in one ranking and "
             "absent from the other scores 1/61 either way, and ties go to the better meaning, so the vector's "
             "first pick (which holds no such text) comes first whenever the written answer is not among the "
-            "vector's first 100; the answer is then second. Share of the hybrid queries missed at 1 whose "
-            "answer was second: "
-            + ", ".join(f"{m} {f} {second[(m, f, 'hybrid')]:.0%}" for m in idx for f in FORMS if f != "quoted")
+            "vector's first 100, and the rankings interleave after it. Rank of the answers found in the first "
+            f"{K}, at 1 / 2 / 3 / 4-{K}: "
+            + "; ".join(
+                f"{m} {f}: keyword {'/'.join(map(str, spread[(m, f, 'keyword')]))}, hybrid "
+                + "/".join(map(str, spread[(m, f, "hybrid")]))
+                for m in idx
+                for f in FORMS
+                if f != "quoted"
+            )
             + ".",
             "",
             "**The OCR stage's own recall** (`pixseek index --ocr`, what it stored per picture; words of the "

@@ -204,15 +204,18 @@ def _screenshot(text: str, thumb: Image.Image, rng: random.Random) -> tuple[Imag
     return img, [title, *lines]
 
 
-def build(folder: Path, tux: Path, clip: Path) -> list[Picture]:
-    """Make the set under ``folder`` (kept when its manifest says this version); returns its manifest."""
+def build(folder: Path, tux: Path, clip: Path, split: str = "test") -> list[Picture]:
+    """Make the set under ``folder`` (kept when its manifest says this version); returns its manifest.
+    ``split``: "test" (``written-v1``, what bench/hybrid_ocr.py reports) or "val" (``written-v1-val``: the
+    same texts drawn from another seed on other pictures, to choose thresholds on; bench/ocr_gate.py)."""
+    version = VERSION if split == "test" else f"{VERSION}-{split}"
     manifest = folder / "manifest.json"
     if manifest.is_file():
         data = json.loads(manifest.read_text())
         have = all((folder / "pictures" / p["file"]).is_file() for p in data["pictures"])
-        if data.get("version") == VERSION and have:
+        if data.get("version") == version and have:
             return [Picture(**p) for p in data["pictures"]]
-    rng = random.Random(16)
+    rng = random.Random({"test": 16, "val": 17}[split])
     pics, by_concept = _sources(tux, clip)
     lure_pics = {pic for c, pic in by_concept.items() if c.rsplit("/", 1)[-1] in LURES}
     pool = [p for p in pics if p not in lure_pics]
@@ -226,17 +229,19 @@ def build(folder: Path, tux: Path, clip: Path) -> list[Picture]:
             style = STYLES[len(out) % len(STYLES)]
             base = _open(base_name, tux, clip, rng.choice([480, 640, 800, 1024]))
             img, lines = draw(style, text, base, _open(thumb_name, tux, clip, 320), rng)
-            out.append(_save(folder, img, rng, base_name if style != "screenshot" else thumb_name, style, text, lines))
+            source = base_name if style != "screenshot" else thumb_name
+            out.append(_save(folder, img, rng, version, source, (style, text, lines)))
     for name in sorted(lure_pics) + pool[:N_DISTRACTORS]:
         img = _open(name, tux, clip, rng.choice([480, 640, 800, 1024]))
-        out.append(_save(folder, img, rng, name, "none", "", []))
-    manifest.write_text(json.dumps({"version": VERSION, "pictures": [asdict(p) for p in out]}, indent=0))
+        out.append(_save(folder, img, rng, version, name, ("none", "", [])))
+    manifest.write_text(json.dumps({"version": version, "pictures": [asdict(p) for p in out]}, indent=0))
     return out
 
 
-def _save(folder: Path, img: Image.Image, rng: random.Random, source: str, style: str, text: str, lines) -> Picture:
+def _save(folder: Path, img: Image.Image, rng: random.Random, version: str, source: str, drawn: tuple) -> Picture:
+    style, text, lines = drawn
     png = rng.random() < 0.3
-    name = hashlib.sha1(f"{VERSION}/{source}/{style}/{text}".encode()).hexdigest()[:16] + (".png" if png else ".jpg")
+    name = hashlib.sha1(f"{version}/{source}/{style}/{text}".encode()).hexdigest()[:16] + (".png" if png else ".jpg")
     path = folder / "pictures" / name
     if png:
         img.save(path, "PNG")
