@@ -33,7 +33,8 @@ from written_set import build
 
 from pixseek.models import ocr
 
-SECTION = "ocr-cost"
+TUX, CLIP = Path("/tmp/data/tuxpaint"), Path("/tmp/data/openclipart")
+SECTION = f"ocr-cost, gate {ocr.GATE_VERSION}"  # one per gate version: the previous one stays as a baseline
 # bench/ocr.py, 2026-11-29 (section "Text in pictures (OCR)"): (pictures, detect img/s, detect CPU s/img,
 # read img/s, read CPU s/img); its load was not recorded. Its screens set was 24 of the same screenshots.
 BASELINE = {
@@ -64,19 +65,20 @@ def run(paths: list[Path], work) -> tuple[float, float, list, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--screens", type=int, default=40, help="screenshots to take (cached) and read")
+    ap.add_argument("--sets", default="photos,camera,screens,written", help="which sets, comma-separated")
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = ap.parse_args()
     ocr.check_available()
     written = CACHE / "written"
-    sets = {
-        "photos": photos(),
-        "camera": camera(),
-        "screens": screens(args.screens),
-        "written": [written / "pictures" / p.file for p in build(written, Path("/tmp/data/tuxpaint"),
-                                                                   Path("/tmp/data/openclipart"))],
-    }  # fmt: skip
+    sets = {  # made (and cached) when asked for
+        "photos": photos,
+        "camera": camera,
+        "screens": lambda: screens(args.screens),
+        "written": lambda: [written / "pictures" / p.file for p in build(written, TUX, CLIP)],
+    }
     rows, t0 = [], time.perf_counter()
-    for name, paths in sets.items():
+    for name in args.sets.split(","):
+        paths = sets[name]()
         d_ips, d_cpu, _, d_load = run(paths, detect_only)
         f_ips, f_cpu, reads, f_load = run(paths, full)
         sent = sum(r.recognised > 0 for r in reads)
@@ -87,7 +89,9 @@ def main() -> None:
             + [f"{sent}/{len(paths)}"]
         )
         print(rows[-1], flush=True)
-    body = header("Text in pictures (OCR): cost per 1,000 pictures (bench/ocr_cost.py)") + "\n".join(
+    body = header(
+        f"Text in pictures (OCR): cost per 1,000 pictures, gate {ocr.GATE_VERSION} (bench/ocr_cost.py)"
+    ) + "\n".join(
         [
             f"`bench/ocr_cost.py`, whole run {time.perf_counter() - t0:.0f} s, under `nice -n 15` on 2 cores "
             f"shared with other jobs (load = 1-minute load average over each run). rapidocr 3.10, model "

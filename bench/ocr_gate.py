@@ -35,8 +35,9 @@ from pixseek.store.keywords import fold
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6)
 SECTION = "ocr-gate"
-HEADERS = ["box score >=", "val word recall", "val texts read whole", "labels", "captions", "val CPU s / 1,000",
-           "photos sent to recognition", "photo lines kept", "photos CPU s / 1,000"]  # fmt: skip
+HEADERS = ["box score >=", "val word recall", "val texts read whole", "labels", "captions",
+           "val CPU s / 1,000 with text", "photos sent to recognition", "photo lines kept",
+           "photos CPU s / 1,000"]  # fmt: skip
 
 
 def read_all(paths: list[Path], threshold: float) -> tuple[list, float]:
