@@ -49,3 +49,15 @@ def plain(size: tuple[int, int] = (320, 240)) -> Image.Image:
     d.ellipse([w - 90, 20, w - 30, 80], fill=(250, 210, 60))
     d.pieslice([-w // 2, h // 2, w * 3 // 2, h * 2], 180, 360, fill=(60, 130, 70))
     return img
+
+
+def label(text: str, size: int = 16, canvas: tuple[int, int] = (480, 360)) -> Image.Image:
+    """A small name tag in a corner of :func:`plain`'s scene: black text in a white box with a thin border
+    (the kind of small print whose detection boxes score ~0.45, below the first gate's 0.6)."""
+    img = plain(canvas)
+    d = ImageDraw.Draw(img)
+    f = font(size)
+    x0, y0, x1, y1 = d.textbbox((12, 12), text, font=f)
+    d.rectangle([x0 - 4, y0 - 3, x1 + 4, y1 + 3], fill="white", outline="black")
+    d.text((12, 12), text, fill=(0, 0, 0), font=f)
+    return img
