@@ -7,7 +7,7 @@ import sqlite3
 
 import numpy as np
 
-from pixseek.store import database
+from pixseek.store import ann, database
 from pixseek.store.database import Store, vec_to_blob
 
 DIM = 512  # ViT-B-32: a row is ~2.3 KB, more than half of a 4 KB page
@@ -69,3 +69,16 @@ def test_existing_database_keeps_its_pages_and_vectors(tmp_path, monkeypatch):
     np.testing.assert_array_equal(vecs, x)
     assert page_size(db) == 4096
     assert (db / "pixseek.db").read_bytes()[:100] == before[:100]  # the header (page size) untouched
+
+
+def test_auto_counts_row_ids_in_the_memory_budget():
+    # 10^8 ViT-B-32 vectors in 6 GiB: 64-byte codes (6.4 GB) fit alone, but not with their 8-byte ids
+    # (7.2 GB); 32-byte codes and ids (4.0 GB) do.
+    assert ann.choose_factory(100_000_000, 512, budget=6 << 30) == "IVF32768,PQ64x4fs"
+    # 10M on this 24 GiB machine (a quarter of RAM): 8-bit codes and ids, 5.2 GB
+    assert ann.choose_factory(10_000_000, 512, budget=6 << 30) == "IVF16384,SQ8"
+    # 10M in 4 GB (a 16 GB machine): 4-bit PQ, 128 sub-vectors, 0.72 GB with ids
+    assert ann.choose_factory(10_000_000, 512, budget=4_000_000_000) == "IVF16384,PQ128x4fs"
+    # float codes take 2,048 bytes a vector and the id 8 more: 1M of them fit 2,056 MB, not 2,048 MB
+    assert ann.choose_factory(1_000_000, 512, budget=2_056_000_000) == "IVF4096,Flat"
+    assert ann.choose_factory(1_000_000, 512, budget=2_048_000_000) == "IVF4096,SQ8"
