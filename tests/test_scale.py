@@ -19,7 +19,7 @@ def fill(db, n: int, seed: int = 0) -> np.ndarray:
     with Store.open(db, create=True) as st:
         st.set_meta(model_id="synthetic#0", model_spec="synthetic", dim=str(DIM))
         st.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        (db / "empty-size").write_text(str((db / "pixseek.db").stat().st_size))
+        (db / "empty-size").write_text(str(db_size(db)))
         with st.batch() as b:
             for i, v in enumerate(x):
                 st.insert_image(
@@ -39,6 +39,10 @@ def fill(db, n: int, seed: int = 0) -> np.ndarray:
     return x
 
 
+def db_size(db) -> int:
+    return (db / "pixseek.db").stat().st_size
+
+
 def page_size(db) -> int:
     with sqlite3.connect(db / "pixseek.db") as con:
         return con.execute("PRAGMA page_size").fetchone()[0]
@@ -50,10 +54,8 @@ def test_new_database_packs_rows_into_16k_pages(tmp_path, monkeypatch):
     fill(tmp_path / "old", 600)
     assert page_size(tmp_path / "new") == 16384
     assert page_size(tmp_path / "old") == 4096
-    per_row = {
-        name: ((tmp_path / name / "pixseek.db").stat().st_size - int((tmp_path / name / "empty-size").read_text())) / 600
-        for name in ("new", "old")
-    }
+    empty = {name: int((tmp_path / name / "empty-size").read_text()) for name in ("new", "old")}
+    per_row = {name: (db_size(tmp_path / name) - size) / 600 for name, size in empty.items()}
     assert per_row["new"] < 2900 < 4000 < per_row["old"], per_row
 
 
