@@ -46,6 +46,7 @@ RERANKS = (4, 8, 16, 32)  # ... deeper when the codes are too coarse for the tar
 TRAIN_PER_LIST = 40  # k-means training points per inverted list (FAISS wants >= 39)
 KMEANS_ITERATIONS = 10  # enough for IVF assignment quality; 2.5x cheaper than FAISS's 25
 NPROBES = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024)
+ID_BYTES = 8  # an IVF list keeps each vector's int64 row id beside its code
 EF_SEARCHES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024)
 
 
@@ -66,18 +67,21 @@ def nlist_for(n: int) -> int:
 
 
 def choose_factory(n: int, dim: int, budget: int | None = None) -> str:
+    """The index type for ``n`` vectors of size ``dim`` within ``budget`` bytes of RAM. An IVF index
+    holds each vector's code and its 8-byte row id (``ID_BYTES``): at 10^8 vectors the ids alone are
+    0.8 GB, as much as 8-byte PQ codes (docs/scale.md)."""
     budget = memory_budget() if budget is None else budget
     if n <= FLAT_MAX:
         return "Flat"
     nlist = nlist_for(n)
-    if n * dim * 4 <= budget:
+    if n * (dim * 4 + ID_BYTES) <= budget:
         return f"IVF{nlist},Flat"
-    if n * dim <= budget:
+    if n * (dim + ID_BYTES) <= budget:
         return f"IVF{nlist},SQ8"
     # 4-bit fast-scan PQ: m/2 bytes a vector, SIMD-scanned; trains in seconds where 8-bit PQ takes
     # minutes on a few cores (measured: 0.9 s vs 66 s for 20k 256-d vectors on 2 cores).
-    m = next((m for m in (128, 64, 32, 16, 8) if dim % m == 0 and m <= dim // 2 and n * m // 2 <= budget), 8)
-    return f"IVF{nlist},PQ{m}x4fs"
+    fits = (m for m in (128, 64, 32, 16, 8) if dim % m == 0 and m <= dim // 2 and n * (m // 2 + ID_BYTES) <= budget)
+    return f"IVF{nlist},PQ{next(fits, 8)}x4fs"
 
 
 def normalise_factory(factory: str) -> str:

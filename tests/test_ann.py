@@ -59,7 +59,7 @@ def test_choose_factory_by_size_and_memory():
     assert ann.choose_factory(1_000_000, 256, budget=8 << 30) == "IVF4096,Flat"
     assert ann.choose_factory(1_000_000, 256, budget=512 << 20) == "IVF4096,SQ8"
     assert ann.choose_factory(100_000_000, 256, budget=8 << 30) == "IVF32768,PQ128x4fs"
-    assert ann.choose_factory(100_000_000, 256, budget=2 << 30) == "IVF32768,PQ32x4fs"
+    assert ann.choose_factory(100_000_000, 256, budget=2 << 30) == "IVF32768,PQ16x4fs"
     assert ann.normalise_factory("HNSW32") == "IDMap2,HNSW32"
     assert ann.normalise_factory("IVF64,Flat") == "IVF64,Flat"
     assert ann.normalise_factory("flat") == "IDMap2,Flat"
