@@ -18,14 +18,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-try:
-    from ftfy import fix_text as _fix
-except ImportError:  # pragma: no cover - ftfy comes with open_clip
-
-    def _fix(text: str) -> str:
-        return text
-
-
 HEAVY_TOWER_BYTES = 64 << 20  # an exported image tower this big runs with spinning threads (see below)
 _RESAMPLE = {
     "bicubic": Image.Resampling.BICUBIC,
@@ -35,7 +27,15 @@ _RESAMPLE = {
 
 
 def clean_text(text: str) -> str:
-    """open_clip's HFTokenizer clean-up (ftfy, HTML entities, whitespace) before tokenising."""
+    """open_clip's HFTokenizer clean-up (ftfy, HTML entities, whitespace) before tokenising (ftfy is
+    imported here: an index run encodes no text, and its import costs 0.1 s)."""
+    try:
+        from ftfy import fix_text as _fix
+    except ImportError:  # pragma: no cover - ftfy comes with open_clip
+
+        def _fix(text: str) -> str:
+            return text
+
     return " ".join(html.unescape(html.unescape(_fix(text))).split())
 
 
@@ -110,6 +110,11 @@ class OnnxEncoder:
         return self._fallback is not None
 
     def _session(self, name: str) -> Any:
+        from .ort_cache import open_session
+
+        return open_session(self._ort, self.folder / name, lambda: self._options(name))
+
+    def _options(self, name: str) -> Any:
         opts = self._ort.SessionOptions()
         opts.log_severity_level = 3
         if self._for_indexing:
@@ -120,7 +125,7 @@ class OnnxEncoder:
             # stands for cost.
             heavy = (self.folder / "image.onnx").stat().st_size >= HEAVY_TOWER_BYTES
             opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if heavy else "0")
-        return self._ort.InferenceSession(str(self.folder / name), opts, providers=["CPUExecutionProvider"])
+        return opts
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         m = self.meta
