@@ -48,19 +48,23 @@ def _rows(db: Path) -> tuple[dict, list]:
     return images, errs
 
 
-def test_cpu_onnx_index_run_imports_neither_torch_nor_pandas(tmp_path):
+def test_cpu_onnx_index_run_imports_neither_torch_nor_pandas(tmp_path, tiny):
     """A later CPU run of a model embeds on its ONNX export: no torch (decode workers included: the loader
     is plain multiprocessing), no pandas (sqlite-utils would import it), no scipy.fft (the pHash), no ftfy."""
+    from pixseek.index import tagging
+    from pixseek.index.vocabulary import bundled
+    from pixseek.models import export
+
+    assert export.export(tiny) is not None  # what a first run of the model leaves: its export ...
+    tagging.tag_vectors(tiny.model_id, bundled(), lambda: tiny)  # ... and its tag vocabulary's vectors
     corpus = tmp_path / "pics"
     make_corpus(corpus, MIN_WORK_FOR_WORKERS + 4)  # enough for the worker processes
-    args = ("--model", "tiny-random", "--workers", "2", "--batch-size", "8")
-    first = _cli("index", str(corpus), "--db", str(tmp_path / "a"), *args, cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-2000:]  # the first run of a model uses torch and exports it
-    second = _cli("index", str(corpus), "--db", str(tmp_path / "b"), *args, "--json", cwd=tmp_path)
-    assert second.returncode == 0, second.stderr[-2000:]
-    assert second.stdout.strip().splitlines()[-1] == "IMPORTED []"
-    assert json.loads(second.stdout.strip().splitlines()[0])["added"] == MIN_WORK_FOR_WORKERS + 4
-    search = _cli("search", "--image", str(next(corpus.rglob("*.png"))), "--db", str(tmp_path / "b"), cwd=tmp_path)
+    args = ("--model", "tiny-random", "--workers", "2", "--batch-size", "8", "--json")
+    run = _cli("index", str(corpus), "--db", str(tmp_path / "db"), *args, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "IMPORTED []"
+    assert json.loads(run.stdout.strip().splitlines()[0])["added"] == MIN_WORK_FOR_WORKERS + 4
+    search = _cli("search", "--image", str(next(corpus.rglob("*.png"))), "--db", str(tmp_path / "db"), cwd=tmp_path)
     assert search.returncode == 0 and "pandas" not in search.stdout.splitlines()[-1], search.stderr[-2000:]
 
 
@@ -196,3 +200,21 @@ def test_perceptual_hash_equals_imagehash_bit_for_bit():
     assert phash._pocketfft_dct() is not None  # the fast path is in use on this SciPy
     for img in _hash_pictures():
         assert phash.perceptual_hash(img) == str(imagehash.phash(img))
+
+
+def test_a_few_queries_search_on_one_faiss_thread_and_the_setting_is_restored():
+    import faiss
+
+    from pixseek.store import vectors
+
+    original = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        seen = {}
+        for nq in (1, vectors.FEW_QUERIES, vectors.FEW_QUERIES + 1):
+            with vectors._threads_for(nq):
+                seen[nq] = faiss.omp_get_max_threads()
+            assert faiss.omp_get_max_threads() == 2
+        assert seen == {1: 1, vectors.FEW_QUERIES: 1, vectors.FEW_QUERIES + 1: 2}
+    finally:
+        faiss.omp_set_num_threads(original)
