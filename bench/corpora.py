@@ -51,7 +51,12 @@ def _photo(args, size: tuple[int, int], scale: float = 1.0) -> None:
         side = int(int(rng.integers(500, 1600)) * scale)
         s = s.resize((side, side), Image.BICUBIC)
         img.paste(s, (int(rng.integers(0, w - side)), int(rng.integers(0, h - side))), s)
-    noise = np.roll(_noise(*LARGE_SIZE[::-1]), (int(rng.integers(0, h)), int(rng.integers(0, w))), axis=(0, 1))[:h, :w]
+    full = _noise(*LARGE_SIZE[::-1])
+    if (w, h) == LARGE_SIZE:
+        noise = np.roll(full, (int(rng.integers(0, h)), int(rng.integers(0, w))), axis=(0, 1))
+    else:  # a window of the noise (rolling all 8 MP of it would cost more than the picture)
+        y, x = int(rng.integers(0, full.shape[0] - h + 1)), int(rng.integers(0, full.shape[1] - w + 1))
+        noise = full[y : y + h, x : x + w]
     arr = np.asarray(img, dtype=np.int16) + noise
     Image.fromarray(arr.clip(0, 255).astype(np.uint8)).save(path, "JPEG", quality=90)
 
