@@ -61,14 +61,16 @@ def _load_pocketfft():
     if name in sys.modules:
         return getattr(sys.modules[name], "dct", None)
     try:
-        spec = importlib.util.find_spec("scipy")
-        folder = Path(spec.submodule_search_locations[0]) / "fft" / "_pocketfft"  # type: ignore[union-attr]
+        scipy = importlib.util.find_spec("scipy")
+        if scipy is None or not scipy.submodule_search_locations:
+            return None
+        folder = Path(list(scipy.submodule_search_locations)[0]) / "fft" / "_pocketfft"
         for suffix in importlib.machinery.EXTENSION_SUFFIXES:
             path = folder / f"pypocketfft{suffix}"
-            if path.is_file():
-                loader = importlib.machinery.ExtensionFileLoader(name, str(path))
-                module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader))
-                loader.exec_module(module)
+            spec = importlib.util.spec_from_loader(name, importlib.machinery.ExtensionFileLoader(name, str(path)))
+            if path.is_file() and spec is not None and spec.loader is not None:
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
                 return getattr(module, "dct", None)
     except Exception:  # another SciPy layout: ImageHash's phash, with its import
         return None
