@@ -68,6 +68,14 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def _busy() -> bool:
+    """Whether other work already keeps this machine's cores busy (1-minute load average >= cores)."""
+    try:
+        return os.getloadavg()[0] >= _cores()
+    except (AttributeError, OSError):  # no load average (Windows)
+        return False
+
+
 class OnnxEncoder:
     """A model's exported towers (``folder`` with ``encoder.json``, see :mod:`pixseek.models.export`).
 
@@ -119,12 +127,15 @@ class OnnxEncoder:
         opts.log_severity_level = 3
         if self._for_indexing:
             opts.intra_op_num_threads = _cores()
-            # ORT's threads spin-wait between operators. For a heavy tower (ViT-B class) that is ~15 %
-            # faster and the model is the bottleneck; a light tower is decode-bound, and spinning takes
-            # the cores the decode workers need (bench/indexing.py, 8 MP JPEGs: ~10 % slower). File size
-            # stands for cost.
+            # ORT's threads spin-wait between operators. For a heavy tower (ViT-B class) on free cores
+            # that is ~15 % faster and the model is the bottleneck; a light tower is decode-bound, and
+            # spinning takes the cores the decode workers need (bench/indexing.py, 8 MP JPEGs: ~10 %
+            # slower). On busy cores a spinning thread burns the time slice its sibling needs: 150 small
+            # PNGs with ViT-B-32 took 120 / 80 s spinning and 69 / 48 s not (2 cores, load 11-17,
+            # interleaved). File size stands for cost, the load average for busy cores.
             heavy = (self.folder / "image.onnx").stat().st_size >= HEAVY_TOWER_BYTES
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if heavy else "0")
+            spin = heavy and not _busy()
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         return opts
 
     def preprocess(self, image: Image.Image) -> np.ndarray:

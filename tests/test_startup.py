@@ -218,3 +218,17 @@ def test_a_few_queries_search_on_one_faiss_thread_and_the_setting_is_restored():
         assert seen == {1: 1, vectors.FEW_QUERIES: 1, vectors.FEW_QUERIES + 1: 2}
     finally:
         faiss.omp_set_num_threads(original)
+
+
+def test_a_heavy_tower_spins_only_on_free_cores(tiny, monkeypatch):
+    from pixseek.models import export, onnx_encoder
+
+    folder = export.export(tiny)
+    assert folder is not None
+    enc = onnx_encoder.OnnxEncoder(folder, export.read_export(tiny.model_id)[1], for_indexing=True)
+    monkeypatch.setattr(onnx_encoder, "HEAVY_TOWER_BYTES", 0)  # the tiny tower counts as heavy
+    spins = {}
+    for load in (0.1, 64.0):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        spins[load] = enc._options("image.onnx").get_session_config_entry("session.intra_op.allow_spinning")
+    assert spins == {0.1: "1", 64.0: "0"}
