@@ -3,6 +3,7 @@
 * ``large``: JPEG photos of >= 8 MP (3264x2448, quality 90). Each is a rendered scene: a sky-to-ground
   gradient, several bundled pictures scaled up and placed at random, and per-pixel sensor-like noise,
   so the file size (~3 MB) and the decoding cost are those of real camera photos.
+* ``medium``: JPEG photos of 1-3 MP (1280x960 to 2048x1536, quality 90), made like ``large``.
 * ``small``: PNGs of 96-256 px: bundled pictures re-coloured, rotated and resized.
 * ``tiny``: many 64-96 px PNGs, for the memory benchmark.
 """
@@ -27,19 +28,35 @@ def _sample(i: int) -> Image.Image:
 
 
 def _large(args) -> None:
+    _photo(args, LARGE_SIZE)
+
+
+MEDIUM_SIZES = ((1280, 960), (1600, 1200), (1920, 1080), (2048, 1536), (1536, 1152))
+
+
+def _medium(args) -> None:
+    _photo(args, MEDIUM_SIZES[args[0] % len(MEDIUM_SIZES)], scale=0.5)
+
+
+def _photo(args, size: tuple[int, int], scale: float = 1.0) -> None:
     i, path = args
     rng = np.random.default_rng(i)
-    w, h = LARGE_SIZE
+    w, h = size
     top, bottom = rng.integers(60, 230, 3), rng.integers(20, 200, 3)
     t = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
     base = (top * (1 - t) + bottom * t).repeat(w, axis=1)
     img = Image.fromarray(base.astype(np.uint8), "RGB")
     for _ in range(int(rng.integers(2, 6))):
         s = _sample(int(rng.integers(0, 10**6)))
-        side = int(rng.integers(500, 1600))
+        side = int(int(rng.integers(500, 1600)) * scale)
         s = s.resize((side, side), Image.BICUBIC)
         img.paste(s, (int(rng.integers(0, w - side)), int(rng.integers(0, h - side))), s)
-    noise = np.roll(_noise(h, w), (int(rng.integers(0, h)), int(rng.integers(0, w))), axis=(0, 1))
+    full = _noise(*LARGE_SIZE[::-1])
+    if (w, h) == LARGE_SIZE:
+        noise = np.roll(full, (int(rng.integers(0, h)), int(rng.integers(0, w))), axis=(0, 1))
+    else:  # a window of the noise (rolling all 8 MP of it would cost more than the picture)
+        y, x = int(rng.integers(0, full.shape[0] - h + 1)), int(rng.integers(0, full.shape[1] - w + 1))
+        noise = full[y : y + h, x : x + w]
     arr = np.asarray(img, dtype=np.int16) + noise
     Image.fromarray(arr.clip(0, 255).astype(np.uint8)).save(path, "JPEG", quality=90)
 
@@ -72,7 +89,12 @@ def _tiny(args) -> None:
     s.save(path, "PNG", compress_level=1)
 
 
-KINDS = {"large": (_large, ".jpg", 1), "small": (_small, ".png", 1), "tiny": (_tiny, ".png", 1000)}
+KINDS = {
+    "large": (_large, ".jpg", 1),
+    "medium": (_medium, ".jpg", 1),
+    "small": (_small, ".png", 1),
+    "tiny": (_tiny, ".png", 1000),
+}
 
 
 def corpus(kind: str, n: int) -> Path:

@@ -19,15 +19,19 @@ wall, and the mean cosine between each peer's vectors and pixseek's for the same
 the preprocessing differs slightly, so it is close to, not exactly, 1).
 The peers live in their own virtualenvs under CACHE/peers (made on first use: clip-retrieval pins numpy<2
 and open_clip<3, which pixseek's venv cannot hold).
-Usage: python bench/peers.py [--large 500] [--small 1000] [--tools pixseek,clip-retrieval,rclip]
+Each tool runs ``--runs`` times on each corpus and size, interleaved (A B A B ...), and the median wall and
+CPU seconds are reported with the load average (the machine may be shared).
+Usage: python bench/peers.py [--corpora small,medium] [--sizes 300,1000] [--runs 3] [--tools pixseek,rclip]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -131,16 +135,28 @@ def corpus(kind: str, n: int) -> Path:
     return d
 
 
+CPU: list[float] = []  # CPU seconds (user + system, children included) of the last timed command
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def timed(cmd: list[str], env: dict, cwd: Path | None = None) -> float:
-    t0 = time.perf_counter()
+    """Wall seconds of ``cmd``; its CPU seconds (it and its children, e.g. decode workers) go to CPU."""
+    c0, t0 = _children_cpu(), time.perf_counter()
     p = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
     dt = time.perf_counter() - t0
+    CPU[:] = [_children_cpu() - c0]
     if p.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed ({p.returncode}):\n{p.stderr[-3000:]}")
     return dt
 
 
-def run_pixseek(folder: Path, work: Path, env: dict, runtime: str = "auto") -> tuple[float, dict]:
+def run_pixseek(
+    folder: Path, work: Path, env: dict, runtime: str = "auto", workers: int | None = None
+) -> tuple[float, dict]:
     db = work / "pixseek"
     cmd = [
         str(Path(sys.executable).parent / "pixseek"),
@@ -154,6 +170,7 @@ def run_pixseek(folder: Path, work: Path, env: dict, runtime: str = "auto") -> t
         str(BATCH),
         "--runtime",
         runtime,
+        *(["--workers", str(workers)] if workers is not None else []),
     ]
     dt = timed(cmd, env)
     import numpy as np
@@ -234,11 +251,31 @@ def same_model(vecs: dict, ref: dict) -> float:
     return float(cos.mean())
 
 
+def run_tool(tool: str, folder: Path, env: dict, ckpt: Path, rmodels: Path) -> tuple[float, float, dict]:
+    """(wall s, CPU s, vectors by file name) of one fresh run of ``tool`` (``pixseek@N``: --workers N)."""
+    work = Path(tempfile.mkdtemp(prefix=f"peers-{tool}-"))
+    try:
+        name, _, workers = tool.partition("@")
+        if name == "pixseek":
+            dt, vecs = run_pixseek(folder, work, env, workers=int(workers) if workers else None)
+        elif name == "pixseek-torch":
+            dt, vecs = run_pixseek(folder, work, env, runtime="torch")
+        elif name == "rclip":
+            dt, vecs = run_rclip(folder, work, env, rmodels)
+        else:
+            dt, vecs = run_clip_retrieval(folder, work, env, ckpt)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return dt, CPU[0], vecs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--large", type=int, default=500)
-    ap.add_argument("--small", type=int, default=1000)
-    ap.add_argument("--tools", default="pixseek,pixseek-torch,clip-retrieval,rclip")
+    ap.add_argument("--corpora", default="small,medium", help="bench corpora (corpora.py kinds)")
+    ap.add_argument("--sizes", default="300,1000")
+    ap.add_argument("--runs", type=int, default=3, help="runs of each tool, interleaved; the median is reported")
+    ap.add_argument("--tools", default="pixseek,rclip", help="also pixseek-torch, clip-retrieval, pixseek@N")
+    ap.add_argument("--section", default="peers-cpu")
     args = ap.parse_args()
     tools = args.tools.split(",")
     ckpt, rmodels = prepare_model()
@@ -259,74 +296,68 @@ def main() -> None:
     finally:
         shutil.rmtree(warm, ignore_errors=True)
     rows, raw = [], []
-    for kind, n in (("large", args.large), ("small", args.small)):
-        if n <= 0:
-            continue
-        folder = corpus(kind, n)
-        results, ref = {}, None
-        for tool in tools:
-            work = Path(tempfile.mkdtemp(prefix=f"peers-{tool}-"))
-            try:
-                if tool == "pixseek":
-                    dt, vecs = run_pixseek(folder, work, env)
-                elif tool == "pixseek-torch":
-                    dt, vecs = run_pixseek(folder, work, env, runtime="torch")
-                elif tool == "rclip":
-                    dt, vecs = run_rclip(folder, work, env, rmodels)
-                else:
-                    dt, vecs = run_clip_retrieval(folder, work, env, ckpt)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
-            if tool == "pixseek":
-                ref = vecs
-            results[tool] = (dt, len(vecs), vecs)
-            print(f"{kind}-{n} {tool}: {len(vecs)} images in {dt:.1f} s", flush=True)
-        base = results.get("pixseek")
-        for tool, (dt, count, vecs) in results.items():
-            rate = count / dt
-            vs = base[1] / base[0] / rate if base and tool != "pixseek" else None
-            cos = same_model(vecs, ref) if ref is not None and tool != "pixseek" else None
-            if cos is not None:  # what unrelated files score, for comparison
-                keys = sorted(set(vecs) & set(ref))
-                shifted = {k: vecs[keys[(i + 1) % len(keys)]] for i, k in enumerate(keys)}
-                print(f"{tool}: centred cosine {cos:.4f} (other files: {same_model(shifted, ref):.4f})")
-            rows.append(
-                [
-                    f"{n} {kind}",
-                    tool,
-                    count,
-                    dt,
-                    rate,
-                    "-" if vs is None else f"{vs:.2f}x",
-                    "-" if cos is None else f"{cos:.4f}",
-                ]
-            )
-            raw.append(
-                dict(
-                    corpus=kind,
-                    n=n,
-                    tool=tool,
-                    images=count,
-                    seconds=dt,
-                    images_per_s=rate,
-                    pixseek_speedup=vs,
-                    cosine_vs_pixseek=cos,
+    for kind in args.corpora.split(","):
+        for n in (int(x) for x in args.sizes.split(",")):
+            folder = corpus(kind, n)
+            runs: dict[str, list[tuple[float, float, float]]] = {t: [] for t in tools}
+            vecs_of: dict[str, dict] = {}
+            for r in range(args.runs):  # interleaved: A B A B ..., so load changes hit every tool alike
+                for tool in tools:
+                    dt, cpu, vecs = run_tool(tool, folder, env, ckpt, rmodels)
+                    runs[tool].append((dt, cpu, os.getloadavg()[0]))
+                    vecs_of[tool] = vecs
+                    print(
+                        f"{kind}-{n} run {r + 1} {tool}: {len(vecs)} images in {dt:.1f} s, CPU {cpu:.1f} s", flush=True
+                    )
+            ref = vecs_of.get("pixseek")
+            base = statistics.median(t for t, _, _ in runs["pixseek"]) if "pixseek" in runs else None
+            for tool in tools:
+                walls, cpus, loads = zip(*runs[tool])
+                wall, cpu, count = statistics.median(walls), statistics.median(cpus), len(vecs_of[tool])
+                cos = same_model(vecs_of[tool], ref) if ref is not None and tool != "pixseek" else None
+                ahead = f"{wall / base:.2f}x" if base and tool != "pixseek" else "-"
+                rows.append(
+                    [
+                        f"{n} {kind}",
+                        tool,
+                        count,
+                        wall,
+                        cpu,
+                        count / wall,
+                        ahead,
+                        f"{min(loads):.1f}-{max(loads):.1f}",
+                        "-" if cos is None else f"{cos:.4f}",
+                    ]
                 )
-            )
+                raw.append(dict(corpus=kind, n=n, tool=tool, images=count, runs=runs[tool], cosine_vs_pixseek=cos))
     body = header("Peers: indexing the same corpus with the same ViT-B-32 weights (CPU)")
     body += "\n" + table(
-        ["corpus", "tool", "images", "wall s", "images/s", "pixseek faster by", "centred cosine vs pixseek"], rows
+        [
+            "corpus",
+            "tool",
+            "images",
+            "wall s (median)",
+            "CPU s (median)",
+            "images/s",
+            "tool wall / pixseek wall",
+            "load avg",
+            "centred cosine vs pixseek",
+        ],
+        rows,
     )
     body += (
-        "\n\nWall time of one fresh process per tool, from start to exit (model load included), batch 64, each "
-        "tool's default workers; pixseek = `pixseek index` on a later run of the model (CPU: ONNX Runtime on "
-        "the export its first run made), pixseek-torch = `--runtime torch`; clip-retrieval 2.45.0 (open_clip "
-        "2.32, torch 2.14.1), rclip 3.3.0 (ONNX Runtime, its input size set to 224). centred cosine = mean "
-        "cosine between the peer's and pixseek's vector of each file after subtracting each tool's mean vector "
-        "(1 = same model on the same pixels; the decoders/resizers differ slightly)."
+        f"\n\nMedian of {args.runs} runs per tool, interleaved (A B A B ...); each a fresh process from start to "
+        "exit (model load included), batch 64, each tool's default workers (pixseek@N: --workers N). CPU s = user + "
+        "system seconds of the process and its children (less sensitive to the shared machine's load than wall "
+        "time); load avg = the 1-minute load average after each run (min-max). small = PNGs of 96-256 px, medium "
+        "= JPEG photos of 1-3 MP (bench/corpora.py). pixseek = `pixseek index` on a later run of the model (CPU: "
+        "ONNX Runtime on the export its first run made), pixseek-torch = `--runtime torch`; clip-retrieval 2.45.0 "
+        "(open_clip 2.32, torch 2.14.1), rclip 3.3.0 (ONNX Runtime, its input size set to 224). centred cosine = "
+        "mean cosine between the peer's and pixseek's vector of each file after subtracting each tool's mean "
+        "vector (1 = same model on the same pixels; the decoders/resizers differ slightly)."
     )
-    write_section("peers-cpu", body)
-    dump_json("peers-cpu", raw)
+    write_section(args.section, body)
+    dump_json(args.section, raw)
     print("\n" + body)
 
 

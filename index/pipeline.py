@@ -1,19 +1,25 @@
 """The indexer's input stage: read, hash, decode and preprocess files in worker processes.
 
-A torch ``DataLoader`` over the run's work list runs :func:`prepare` in ``workers`` forked processes
-(reading, blake2b hashing, reduced-size decoding, the model's exact transform), hands back batches in
-work order with their tensors stacked (and pinned for a CUDA model), and keeps at most
-``workers x prefetch`` batches in flight, so memory stays bounded while the model runs in the parent.
-The perceptual hash (:mod:`pixseek.phash`) is taken from the same decoded picture. Without a
-``preprocess`` (filling the hashes of rows indexed before they were kept) a file is only read, hashed
-and decoded.
+``workers`` forked processes (plain :mod:`multiprocessing`, no torch: a CPU run on the ONNX export never
+imports it) run :func:`prepare` on chunks of the run's work list (reading, blake2b hashing,
+reduced-size decoding, the model's exact transform) and send back numpy arrays through pipes; the
+parent joins the chunks into batches in work order (torch tensors again, pinned for a CUDA model, when
+the model's transform made tensors). At most ``workers x prefetch`` batches are in flight, so memory
+stays bounded while the model runs in the parent. The perceptual hash (:mod:`pixseek.phash`) is taken
+from the same decoded picture. Without a ``preprocess`` (filling the hashes of rows indexed before they
+were kept) a file is only read, hashed and decoded. A run of fewer than ``MIN_WORK_FOR_WORKERS`` files
+decodes in-process.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import signal
+import sys
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 
 import numpy as np
 
@@ -124,22 +130,103 @@ def collate(items):
     return preps, torch.stack(tensors)
 
 
-def _collate_shared(items):
-    """In a worker: numpy batches (the ONNX Runtime path) become torch tensors, which travel to the parent
-    in shared memory. Pickled through the result pipe instead, a batch fills it, and a worker whose parent
-    was killed then blocks on that pipe forever instead of exiting."""
-    preps, x = collate(items)
-    if isinstance(x, np.ndarray):
-        import torch
-
-        x = torch.from_numpy(x)
-    return preps, x
+def _as_numpy(x) -> tuple[np.ndarray | None, bool]:
+    """A worker's batch as numpy for the pipe, and whether it was a torch tensor (the parent turns it back)."""
+    if x is None or isinstance(x, np.ndarray):
+        return x, False
+    return x.numpy(), True
 
 
-def _worker_init(_: int) -> None:
-    import torch
+def _worker(data: _Work, tasks: Connection, results: Connection, foreign: list[Connection]) -> None:
+    """A decode process: prepares the chunks ``(start, stop)`` it is sent, in order, until ``None`` or
+    until its parent is gone (the task pipe's end of file: every other copy of its write end is closed)."""
+    for c in foreign:  # the parent's ends of earlier workers' pipes, inherited by the fork
+        c.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
+    faults.mark_decode_worker()
+    if "torch" in sys.modules:  # a torch model's transform: the parent's model owns the cores
+        sys.modules["torch"].set_num_threads(1)
+    while True:
+        try:
+            chunk = tasks.recv()
+        except (EOFError, OSError):
+            return
+        if chunk is None:
+            return
+        preps, x = collate([data[i] for i in range(*chunk)])
+        try:
+            results.send((preps, *_as_numpy(x)))
+        except OSError:  # the parent is gone
+            return
 
-    torch.set_num_threads(1)  # the parent's model owns the cores; a worker decodes one file at a time
+
+class _Workers:
+    """``n`` forked decode processes, each with its own task and result pipe. Chunk k goes to worker
+    k mod n and its result is read back in the same order, so batches come out in work order; at most
+    ``prefetch`` chunks wait per worker, so memory stays bounded. A worker that dies is reported, never
+    waited for forever; a worker whose parent is killed reads end-of-file and exits."""
+
+    def __init__(self, data: _Work, n: int, prefetch: int):
+        ctx = multiprocessing.get_context("fork")
+        self.prefetch = prefetch
+        self.procs: list = []
+        self.tasks: list[Connection] = []
+        self.results: list[Connection] = []
+        for _ in range(n):
+            task_r, task_w = ctx.Pipe(duplex=False)
+            res_r, res_w = ctx.Pipe(duplex=False)
+            foreign = [*self.tasks, *self.results, task_w, res_r]
+            p = ctx.Process(target=_worker, args=(data, task_r, res_w, foreign), daemon=True, name="pixseek-decode")
+            p.start()
+            task_r.close()
+            res_w.close()
+            self.procs.append(p)
+            self.tasks.append(task_w)
+            self.results.append(res_r)
+
+    def map(
+        self, chunks: list[tuple[int, int]]
+    ) -> Generator[tuple[list[Prepared], np.ndarray | None, bool], None, None]:
+        n, sent = len(self.procs), 0
+        for k in range(len(chunks)):
+            while sent < len(chunks) and sent < k + n * self.prefetch:
+                self.tasks[sent % n].send(chunks[sent])
+                sent += 1
+            yield self._receive(k % n)
+
+    def _receive(self, w: int):
+        reader, proc = self.results[w], self.procs[w]
+        while True:
+            ready = wait([reader, proc.sentinel])
+            if reader in ready:
+                try:
+                    return reader.recv()
+                except EOFError:
+                    pass
+            if not proc.is_alive():
+                raise RuntimeError(f"a decode worker exited unexpectedly (exit code {proc.exitcode})")
+
+    def close(self) -> None:
+        """Stop the workers now (also after Ctrl-C or an error); safe to call twice."""
+        for c in self.tasks:
+            try:
+                c.send(None)
+            except OSError:
+                pass
+        for c in (*self.tasks, *self.results):
+            c.close()
+        for p in self.procs:
+            p.join(timeout=2)
+            if p.is_alive():  # busy with a big file: its work is not wanted
+                p.terminate()
+                p.join()
+        self.procs, self.tasks, self.results = [], [], []
+
+
+def chunk_size(batch_size: int, workers: int) -> int:
+    """Files per worker task: a batch split across the workers, so the first batch is ready after about
+    batch / workers decodes (not a whole batch per worker)."""
+    return max(1, min(batch_size, -(-batch_size // max(1, workers))))
 
 
 def prepared_batches(
@@ -163,30 +250,32 @@ def prepared_batches(
         for start in range(0, len(jobs), batch_size):
             yield collate([data[i] for i in range(start, min(start + batch_size, len(jobs)))])
         return
-    import multiprocessing
-    import warnings
-
-    from torch.utils.data import DataLoader
-
-    # torch warns when workers outnumber cores; cores + 1 is deliberate (see Indexer._workers).
-    warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
-
-    loader = DataLoader(
-        data,
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=workers,
-        collate_fn=_collate_shared,
-        pin_memory=pin_memory,
-        prefetch_factor=prefetch,
-        worker_init_fn=_worker_init,
-        persistent_workers=False,
-        multiprocessing_context=multiprocessing.get_context("fork"),
-    )
-    it = iter(loader)
+    per_batch = []  # each batch as its chunks
+    c = chunk_size(batch_size, workers)
+    for start in range(0, len(jobs), batch_size):
+        stop = min(start + batch_size, len(jobs))
+        per_batch.append([(i, min(i + c, stop)) for i in range(start, stop, c)])
+    pool = _Workers(data, workers, prefetch * max(1, -(-batch_size // c)))
     try:
-        yield from it
+        results = pool.map([ch for chunks in per_batch for ch in chunks])
+        for chunks in per_batch:
+            parts = [next(results) for _ in chunks]
+            yield _join(parts, pin_memory)
     finally:
-        shutdown = getattr(it, "_shutdown_workers", None)
-        if shutdown is not None:  # stop the workers now, also on Ctrl-C or an error
-            shutdown()
+        pool.close()
+
+
+def _join(parts: list, pin_memory: bool) -> tuple[list[Prepared], object]:
+    """One batch from its chunks' results: the preps in order, the arrays joined (as a torch tensor when
+    the model's transform made tensors; pinned for a CUDA model)."""
+    preps = [p for chunk_preps, _, _ in parts for p in chunk_preps]
+    arrays = [x for _, x, _ in parts if x is not None]
+    if not arrays:
+        return preps, None
+    x = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+    if not any(was_torch for _, _, was_torch in parts):
+        return preps, x
+    import torch
+
+    t = torch.from_numpy(x)
+    return preps, t.pin_memory() if pin_memory else t

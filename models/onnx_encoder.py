@@ -18,14 +18,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-try:
-    from ftfy import fix_text as _fix
-except ImportError:  # pragma: no cover - ftfy comes with open_clip
-
-    def _fix(text: str) -> str:
-        return text
-
-
 HEAVY_TOWER_BYTES = 64 << 20  # an exported image tower this big runs with spinning threads (see below)
 _RESAMPLE = {
     "bicubic": Image.Resampling.BICUBIC,
@@ -35,7 +27,15 @@ _RESAMPLE = {
 
 
 def clean_text(text: str) -> str:
-    """open_clip's HFTokenizer clean-up (ftfy, HTML entities, whitespace) before tokenising."""
+    """open_clip's HFTokenizer clean-up (ftfy, HTML entities, whitespace) before tokenising (ftfy is
+    imported here: an index run encodes no text, and its import costs 0.1 s)."""
+    try:
+        from ftfy import fix_text as _fix
+    except ImportError:  # pragma: no cover - ftfy comes with open_clip
+
+        def _fix(text: str) -> str:
+            return text
+
     return " ".join(html.unescape(html.unescape(_fix(text))).split())
 
 
@@ -66,6 +66,14 @@ def preprocess_array(
 
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _busy() -> bool:
+    """Whether other work already keeps this machine's cores busy (1-minute load average >= cores)."""
+    try:
+        return os.getloadavg()[0] >= _cores()
+    except (AttributeError, OSError):  # no load average (Windows)
+        return False
 
 
 class OnnxEncoder:
@@ -110,17 +118,25 @@ class OnnxEncoder:
         return self._fallback is not None
 
     def _session(self, name: str) -> Any:
+        from .ort_cache import open_session
+
+        return open_session(self._ort, self.folder / name, lambda: self._options(name))
+
+    def _options(self, name: str) -> Any:
         opts = self._ort.SessionOptions()
         opts.log_severity_level = 3
         if self._for_indexing:
             opts.intra_op_num_threads = _cores()
-            # ORT's threads spin-wait between operators. For a heavy tower (ViT-B class) that is ~15 %
-            # faster and the model is the bottleneck; a light tower is decode-bound, and spinning takes
-            # the cores the decode workers need (bench/indexing.py, 8 MP JPEGs: ~10 % slower). File size
-            # stands for cost.
+            # ORT's threads spin-wait between operators. For a heavy tower (ViT-B class) on free cores
+            # that is ~15 % faster and the model is the bottleneck; a light tower is decode-bound, and
+            # spinning takes the cores the decode workers need (bench/indexing.py, 8 MP JPEGs: ~10 %
+            # slower). On busy cores a spinning thread burns the time slice its sibling needs: 150 small
+            # PNGs with ViT-B-32 took 120 / 80 s spinning and 69 / 48 s not (2 cores, load 11-17,
+            # interleaved). File size stands for cost, the load average for busy cores.
             heavy = (self.folder / "image.onnx").stat().st_size >= HEAVY_TOWER_BYTES
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if heavy else "0")
-        return self._ort.InferenceSession(str(self.folder / name), opts, providers=["CPUExecutionProvider"])
+            spin = heavy and not _busy()
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        return opts
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         m = self.meta

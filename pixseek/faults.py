@@ -24,13 +24,13 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import sys
 
 from . import settings
 
 _SPEC: tuple[str, int, str] | None = None
 _counts: dict[str, int] = {}
 _loaded = False
+_decode_worker = False
 
 
 def _load() -> None:
@@ -59,10 +59,15 @@ def point(name: str) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def mark_decode_worker() -> None:
+    """Called by each of the indexer's forked decode workers as it starts (:mod:`pixseek.index.pipeline`)."""
+    global _decode_worker
+    _decode_worker = True
+
+
 def _in_decode_worker() -> bool:
-    """Whether this process is one of the indexer's DataLoader decode workers (they import torch)."""
-    data = sys.modules.get("torch.utils.data")
-    return data is not None and data.get_worker_info() is not None
+    """Whether this process is one of the indexer's decode workers."""
+    return _decode_worker
 
 
 def reset() -> None:

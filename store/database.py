@@ -127,15 +127,13 @@ class Store(ErrorLog, RootLog, Health, ImageWrites, PhotoStore, DupeRows, TagSto
         commands; works on read-only disks). ``shared``: the connection may be used from several threads
         (the caller serialises use). Another program's SQLite file is refused untouched.
         """
-        import sqlite_utils
-
         dd = data_dir if isinstance(data_dir, DataDir) else DataDir.resolve(data_dir)
         if not dd.exists():
             if not create or readonly:
                 raise IndexNotFoundError(f"no pixseek index in {dd.root}", hint="build one with: pixseek index PATH")
             dd.create()
         conn = _connect(dd.db, readonly=readonly, shared=shared)
-        store = cls(dd, sqlite_utils.Database(conn), readonly=readonly)
+        store = cls(dd, migrations.sqlite_utils().Database(conn), readonly=readonly)
         try:
             conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute("PRAGMA synchronous = NORMAL")
