@@ -23,15 +23,11 @@ import hashlib
 import json
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from synthvec import Corpus
 
 from pixseek.exif import PhotoMeta
