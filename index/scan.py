@@ -188,9 +188,9 @@ def _list_url(root: str, excluded: Excluder, include_hidden: bool) -> Iterator[F
         for f in found:
             yield FileEntry(f.url, sources.parent(f.url), f.size, f.mtime_ns)
         return
-    found = list(found)
-    data_dirs = [f.url[: -len(DB_FILE)] for f in found if f.url.rsplit("/", 1)[-1] == DB_FILE]
-    for f in found:
+    objects = list(found)
+    data_dirs = [f.url[: -len(DB_FILE)] for f in objects if f.url.rsplit("/", 1)[-1] == DB_FILE]
+    for f in objects:
         rel = f.url[len(root) :].lstrip("/")
         parts = rel.split("/")
         if not include_hidden and any(part.startswith(".") for part in parts):

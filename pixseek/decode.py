@@ -289,7 +289,9 @@ def _read_url(url: str, size: int | None) -> bytes:
     except FileNotFoundError:
         raise ImageError("cannot read: No such file or directory", stage="read", kind="io") from None
     except OSError as e:
-        raise ImageError(f"cannot read: {e.strerror or _one_line(e)} (retried on every run)", stage="read", kind="io") from None
+        raise ImageError(
+            f"cannot read: {e.strerror or _one_line(e)} (retried on every run)", stage="read", kind="io"
+        ) from None
     if len(data) > DEFAULT_MAX_FILE_BYTES:
         raise too_big
     return data

@@ -92,7 +92,9 @@ def filesystem(url: str) -> tuple[Any, str]:
         import fsspec
         from fsspec.registry import known_implementations
     except ImportError:  # pragma: no cover - fsspec comes with pixseek
-        raise SourceError(f"reading {proto}:// URLs needs fsspec, which is not installed", "pip install fsspec") from None
+        raise SourceError(
+            f"reading {proto}:// URLs needs fsspec, which is not installed", "pip install fsspec"
+        ) from None
     try:
         fs = fsspec.filesystem(proto, **storage_options(proto))
     except ImportError:
@@ -105,7 +107,8 @@ def filesystem(url: str) -> tuple[Any, str]:
         raise SourceError(f"reading {proto}:// URLs needs the {package} package, which is not installed", how) from None
     except ValueError:
         raise SourceError(
-            f"no fsspec implementation reads {proto}:// URLs", "use a local path, or a protocol fsspec knows (s3://, gs://)"
+            f"no fsspec implementation reads {proto}:// URLs",
+            "use a local path, or a protocol fsspec knows (s3://, gs://)",
         ) from None
     return fs, fs._strip_protocol(url)
 
