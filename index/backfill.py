@@ -18,7 +18,7 @@ import os
 import stat
 from collections.abc import Sequence
 
-from pixseek import faults
+from pixseek import faults, sources
 from pixseek.decode import DEFAULT_MAX_FILE_BYTES, read_photo_meta
 from pixseek.exif import PhotoMeta
 from pixseek.store import Store
@@ -30,6 +30,16 @@ BATCH = 256
 
 def read_header(path: str, size: int, mtime_ns: int) -> PhotoMeta | None:
     """The EXIF of the file at ``path`` if it is still the file the row describes, else None."""
+    if sources.is_url(path):
+        try:
+            if sources.stat(path) != (size, mtime_ns):
+                return None
+            if size > DEFAULT_MAX_FILE_BYTES:
+                return PhotoMeta()
+            with sources.open_binary(path) as f:
+                return read_photo_meta(f)
+        except OSError:
+            return None
     try:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pixseek import sources
 from pixseek.errors import IndexLockedError, PixseekError, VectorIndexError
 from pixseek.store import DataDir, Store, VectorIndex
 from pixseek.store.lock import DirLock
@@ -220,13 +221,14 @@ def _check_thumbnails(store: Store, r: Report, repair: bool) -> None:
 
 
 def _check_files(store: Store, r: Report) -> None:
-    missing = [p for p in store.paths() if not os.path.exists(p)]
+    missing = [p for p in store.paths() if not sources.exists(p)]
     if not missing:
         r.add("files", "ok", "every indexed file is on disk")
         return
     row = store.get_by_path(missing[0])
-    root = row.root if row is not None else os.path.dirname(missing[0])
-    how = f"pixseek index {shlex.quote(root)} --prune" if os.path.isdir(root) else f"pixseek forget {shlex.quote(root)}"
+    root = row.root if row is not None else sources.parent(missing[0])
+    here = sources.is_url(root) or os.path.isdir(root)
+    how = f"pixseek index {shlex.quote(root)} --prune" if here else f"pixseek forget {shlex.quote(root)}"
     r.add(
         "files",
         "warning",

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pixseek import sources
 from pixseek.errors import DuplicatesError, IndexNotFoundError
 from pixseek.fileio import atomic_write
 from pixseek.store import DataDir, Store, VectorIndex
@@ -124,6 +125,12 @@ def plan_moves(store: Store, groups: Iterable, dest: str | os.PathLike) -> list[
                 raise DuplicatesError(
                     f"{f.path} is no longer in the index as it was when the groups were found",
                     hint="run `pixseek dupes` again",
+                )
+            if sources.is_url(row.path):
+                raise DuplicatesError(
+                    f"{row.path} is an object at a URL: pixseek moves only local files (and never deletes one), "
+                    "so nothing moved",
+                    hint="limit the move to local folders: pixseek dupes --in FOLDER --move-to DEST",
                 )
             t = target_for(folder, row.path)
             moves.append(Move(row.id, row.path, str(t), row.size, row.mtime_ns, g.number, f.kind or "", g.keep.path))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pixseek import faults
+from pixseek import faults, sources
 from pixseek.decode import DEFAULT_MAX_PIXELS
 from pixseek.errors import ImageError, IndexNotFoundError, NoImagesError, StoreError
 from pixseek.models import Encoder, export_for_cpu, for_indexing
@@ -191,7 +191,8 @@ class Indexer:
         for p in paths:
             if not os.fspath(p).strip():
                 raise NoImagesError("an empty path names no folder", hint="pixseek forget /path/to/folder")
-            roots.append(os.path.abspath(os.fspath(p)))
+            p = sources.normalize(os.fspath(p))  # a URL forgets its objects; file:// is a path
+            roots.append(p if sources.is_url(p) else os.path.abspath(p))
         self._require_index()
         with DirLock(self.data_dir), Store.open(self.data_dir) as store:
             vi = VectorIndex.open(store)

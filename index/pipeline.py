@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection, wait
 
 import numpy as np
 
-from pixseek import faults, phash
+from pixseek import faults, phash, sources
 from pixseek.decode import DEFAULT_MAX_FILE_BYTES, decode_bytes
 from pixseek.errors import ImageError
 from pixseek.exif import PhotoMeta
@@ -69,8 +69,7 @@ def prepare(
         p.error = too_big
         return p, None
     try:
-        with open(entry.path, "rb") as f:
-            data = f.read(DEFAULT_MAX_FILE_BYTES + 1)
+        data = sources.read_bytes(entry.path, DEFAULT_MAX_FILE_BYTES + 1)  # a local path or a URL
     except FileNotFoundError:
         p.error = ImageError("file vanished during indexing", stage="read", kind="io")
         return p, None

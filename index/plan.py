@@ -13,7 +13,7 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from pixseek import faults
+from pixseek import faults, sources
 from pixseek.store import Store
 from pixseek.store.database import ErrorRecord
 
@@ -72,6 +72,8 @@ def retry(err: ErrorRecord, entry: FileEntry, max_pixels: int) -> bool:
 
 
 def _device(path: str) -> int | None:
+    if sources.is_url(path):
+        return None  # an object store has no device: the guard judges a URL root by its counts alone
     try:
         return os.stat(path).st_dev
     except OSError:
@@ -105,8 +107,9 @@ def make_plan(store: Store, roots: list[str], exclude: list[str], include_hidden
         if old is None:
             new_paths.append(path)
             continue
-        seen.add((e.dev, e.inode))
-        if (old[4], old[5]) != (e.dev, e.inode):
+        if e.inode:  # a URL has no device and inode: its path is its identity
+            seen.add((e.dev, e.inode))
+        if e.inode and (old[4], old[5]) != (e.dev, e.inode):
             plan.identities.append((old[0], e.dev, e.inode))
         if (old[1], old[2]) == (e.size, e.mtime_ns):
             plan.unchanged += 1
@@ -114,10 +117,11 @@ def make_plan(store: Store, roots: list[str], exclude: list[str], include_hidden
             plan.work.append(Job(e, old[0], old[3]))
     for path in new_paths:
         e = plan.listing[path]
-        if (e.dev, e.inode) in seen or _indexed_elsewhere(store, e):
+        if e.inode and ((e.dev, e.inode) in seen or _indexed_elsewhere(store, e)):
             plan.aliases += 1
             continue
-        seen.add((e.dev, e.inode))
+        if e.inode:
+            seen.add((e.dev, e.inode))
         err = store.error_for(path)
         if err is not None and not retry(err, e, max_pixels):
             plan.known_failures += 1

@@ -4,7 +4,9 @@ The driver (this process) plans as a local run does and commits as a local run d
 source changes. :func:`embedded_batches` is the Ray counterpart of
 :func:`pixseek.index.pipeline.prepared_batches`:
 
-* the work list becomes a Ray Dataset (``from_items``: paths and the rows they replace, no pixels);
+* the work list becomes a Ray Dataset (``from_items``: paths and the rows they replace, no pixels); a
+  path may be a URL (``s3://...``), which the decode task reads itself through :mod:`pixseek.sources`,
+  so no picture's bytes pass through the driver;
 * **decode tasks** (``map_batches`` over plain tasks, one CPU each) run
   :func:`~pixseek.index.pipeline.prepare` on each file: the same read cap, blake2b hash, decode path
   and pixel cap (:mod:`pixseek.decode`) and the encoder's own transform, shipped to the task as a
@@ -105,19 +107,20 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
 
 def check_run(address: str, paths: Sequence[str | os.PathLike]) -> None:
     """What a Ray run is refused for before any work: a bad address, a missing extra, a head that does not
-    answer, a URL as PATH."""
+    answer. (A URL PATH is checked as in a local run: its fsspec implementation, its bucket or prefix.)"""
     check_address(address)
     check_available()
     import ray
 
     if not ray.is_initialized():
         check_reachable(address)
-    for p in paths:
-        if re.match(r"^[a-zA-Z][\w+.-]*://", os.fspath(p)):
-            raise RayIndexError(
-                f"pixseek index reads folders, not URLs: {os.fspath(p)}",
-                hint="mount the bucket or share at one path on every node (s3fs, mountpoint-s3, NFS) and index that",
-            )
+
+
+def _endpoints() -> dict[str, str]:
+    """The object-store endpoints set here, for the decode tasks that read URL PATHs on the nodes (never
+    credentials: each node has its own, see the README)."""
+    names = (settings.S3_ENDPOINT, "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+    return {n: os.environ[n] for n in names if os.environ.get(n)}
 
 
 @dataclass
@@ -294,9 +297,11 @@ class RayBatches:
             batch_size=ROWS_PER_BLOCK,
             num_cpus=1,
             max_retries=TASK_RETRIES,
+            runtime_env={"env_vars": _endpoints()} if _endpoints() else None,
         )
         fault = settings.fault()  # the crash tests' fault point reaches the workers
         env = {settings.FAULT: fault} if fault else {}
+        env |= _endpoints()
         ds = ds.map_batches(
             Embedder,
             fn_constructor_kwargs={

@@ -5,6 +5,9 @@ folder holding ``pixseek.db``) skipped, so an index never feeds on its own thumb
 (repeatable) matched against the path relative to its root and against each name; symlinked folders
 followed once (a loop is reported, not followed forever); broken symlinks, unreadable folders and
 non-UTF-8 names are reported as errors with a reason.
+
+A URL root (``s3://bucket/prefix``, any protocol fsspec has an implementation for) is listed through
+:mod:`pixseek.sources` with the same rules, its prefixes taking the place of folders.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pixseek import sources
 from pixseek.decode import IMAGE_EXTENSIONS
 from pixseek.errors import NoImagesError
 from pixseek.store.paths import DB_FILE
@@ -69,6 +73,13 @@ def normalize_roots(paths: Iterable[str | os.PathLike]) -> list[str]:
     for p in paths:
         if not os.fspath(p).strip():
             raise NoImagesError("an empty path names no folder", hint="give a folder or an image, e.g. ~/Pictures")
+        if sources.is_url(os.fspath(p)):
+            p = sources.normalize(os.fspath(p))  # a file:// URL is a local path from here on
+        if sources.is_url(p):
+            sources.check_root(str(p))  # a missing implementation, bucket or prefix: one line before any work
+            if p not in roots:
+                roots.append(str(p))
+            continue
         ap = os.path.abspath(os.fspath(p))
         if not os.path.exists(ap):
             raise NoImagesError(
@@ -85,6 +96,9 @@ def scan(
 ) -> Iterator[FileEntry | ScanError]:
     excluded = Excluder(exclude)
     for root in roots:
+        if sources.is_url(root):
+            yield from _list_url(root, excluded, include_hidden)
+            continue
         if os.path.isfile(root):
             entry = _entry(root, os.path.dirname(root), follow=True)
             if entry is not None:
@@ -164,3 +178,27 @@ def _walk(root: str, excluded: Excluder, include_hidden: bool) -> Iterator[FileE
             if entry is not None:
                 yield entry
         stack.extend(reversed(subdirs))
+
+
+def _list_url(root: str, excluded: Excluder, include_hidden: bool) -> Iterator[FileEntry]:
+    """The image objects at or under a URL: the walk's rules on names relative to the root (hidden names,
+    ``--exclude``, image extensions, pixseek data dirs), with prefixes as folders."""
+    single, found = sources.listing(root)
+    if single:
+        for f in found:
+            yield FileEntry(f.url, sources.parent(f.url), f.size, f.mtime_ns)
+        return
+    objects = list(found)
+    data_dirs = [f.url[: -len(DB_FILE)] for f in objects if f.url.rsplit("/", 1)[-1] == DB_FILE]
+    for f in objects:
+        rel = f.url[len(root) :].lstrip("/")
+        parts = rel.split("/")
+        if not include_hidden and any(part.startswith(".") for part in parts):
+            continue
+        if any(excluded("/".join(parts[: k + 1]), parts[k]) for k in range(len(parts))):
+            continue
+        if Path(parts[-1]).suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        if any(f.url.startswith(d) for d in data_dirs):
+            continue  # an index's own thumbnails, stored in the bucket
+        yield FileEntry(f.url, root, f.size, f.mtime_ns)

@@ -10,7 +10,7 @@ import time
 
 import click
 
-from .cli_common import db_option
+from .cli_common import db_option, folder_arg
 from .cli_common import show as _show
 from .cli_serve import serve_cmd
 from .errors import PixseekError
@@ -369,7 +369,7 @@ def search_cmd(
     if similar is None and not all_texts and not images:
         raise QueryError("empty query: give a text, --image PATH, or both", hint='pixseek search "a red car at night"')
     filt = Filter(
-        folder=os.path.abspath(folder) if folder else None,
+        folder=folder_arg(folder),
         formats=tuple(formats),
         date_from=parse_date(since),
         date_to=parse_date(until),

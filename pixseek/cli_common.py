@@ -20,3 +20,14 @@ db_option = click.option(
 def show(text: str) -> str:
     """Text for a terminal: control characters (a file name may hold ESC sequences) as escapes."""
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def folder_arg(folder: str | None) -> str | None:
+    """A ``--in FOLDER`` value: a local folder made absolute, or a URL prefix (``s3://bucket/photos``) as given."""
+    import os
+
+    from .sources import is_url, normalize
+
+    if not folder:
+        return None
+    return normalize(folder) if is_url(folder) else os.path.abspath(folder)

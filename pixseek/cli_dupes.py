@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from .cli_common import db_option
+from .cli_common import db_option, folder_arg
 from .cli_common import show as _show
 
 
@@ -137,7 +137,7 @@ def dupes_cmd(db, threshold, hash_bits, kinds, folder, as_json, export, move_to,
     with Store.open(db, readonly=True) as store:  # finding duplicates never writes
         store.require_images()
         rule = dupe_rule(store, threshold=threshold, same_bits=hash_bits)
-        ids = store.select_ids(Filter(folder=os.path.abspath(folder)).validate()) if folder else None
+        ids = store.select_ids(Filter(folder=folder_arg(folder)).validate()) if folder else None
         progress = sys.stderr.isatty() and not as_json
         report = find_duplicates(store, rule, kinds=kinds or None, ids=ids, progress=progress)
     if export:

@@ -242,6 +242,10 @@ def read_file(path: str | os.PathLike, size: int | None = None) -> bytes:
     """The bytes of a regular file, refused (ImageError) before reading when it is not a regular file
     (a FIFO, a device, a socket: reading those may never end) or larger than the cap. ``size``: the
     size a scan already knows, so an oversized file is never opened."""
+    from . import sources
+
+    if sources.is_url(os.fspath(path)):
+        return _read_url(os.fspath(path), size)
     try:
         st = os.stat(path)
         if not stat.S_ISREG(st.st_mode):
@@ -268,4 +272,26 @@ def read_file(path: str | os.PathLike, size: int | None = None) -> bytes:
             kind="size",
             limit=DEFAULT_MAX_FILE_BYTES,
         )
+    return data
+
+
+def _read_url(url: str, size: int | None) -> bytes:
+    """:func:`read_file` for a URL (:mod:`pixseek.sources`): the same caps and error reasons, one ranged read."""
+    from . import sources
+
+    too_big = ImageError(
+        f"file larger than {DEFAULT_MAX_FILE_BYTES >> 20} MiB", stage="read", kind="size", limit=DEFAULT_MAX_FILE_BYTES
+    )
+    if (size or 0) > DEFAULT_MAX_FILE_BYTES:
+        raise too_big
+    try:
+        data = sources.read_bytes(url, DEFAULT_MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ImageError("cannot read: No such file or directory", stage="read", kind="io") from None
+    except OSError as e:
+        raise ImageError(
+            f"cannot read: {e.strerror or _one_line(e)} (retried on every run)", stage="read", kind="io"
+        ) from None
+    if len(data) > DEFAULT_MAX_FILE_BYTES:
+        raise too_big
     return data

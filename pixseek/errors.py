@@ -101,6 +101,11 @@ class RayIndexError(PixseekError):
     the cluster cannot be reached, or a worker failed past its retries (committed work is kept)."""
 
 
+class SourceError(PixseekError):
+    """A URL given to index cannot be listed or read: no fsspec implementation for its protocol, credentials
+    refused, an endpoint that does not answer (:mod:`pixseek.sources`)."""
+
+
 class NoImagesError(PixseekError):
     """A path given to ``index`` does not exist or is not a folder/image."""
 

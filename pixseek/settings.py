@@ -17,6 +17,9 @@ MODELS = "PIXSEEK_MODELS"  # a folder with registry.json, configs/ and weights/ 
 RUNTIME = "PIXSEEK_RUNTIME"  # auto | torch: what `pixseek index` embeds with on a CPU
 INDEX_MEMORY = "PIXSEEK_INDEX_MEMORY"  # bytes the vector index may take in RAM (else a quarter of RAM)
 FAULT = "PIXSEEK_FAULT"  # NAME:N[:ACTION], fault injection for the crash tests (pixseek.faults)
+S3_ENDPOINT = (
+    "PIXSEEK_S3_ENDPOINT"  # an S3-compatible endpoint for s3:// PATHs (MinIO, Ceph; else AWS_ENDPOINT_URL or AWS)
+)
 TOKEN = "PIXSEEK_TOKEN"  # the bearer token `pixseek serve` requires (else --token; needed beyond loopback)
 # Hugging Face's own variables, read the way huggingface_hub reads them (`pixseek models` and `models fetch`)
 HUB_OFFLINE = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")  # either switches hub downloads off
@@ -50,6 +53,11 @@ def cache_dir() -> Path:
 
 def default_model() -> str | None:
     return _get(MODEL)
+
+
+def s3_endpoint() -> str | None:
+    """The endpoint ``s3://`` URLs are read from, when not AWS's (botocore also reads ``AWS_ENDPOINT_URL``)."""
+    return _get(S3_ENDPOINT)
 
 
 def models_dir() -> Path | None:

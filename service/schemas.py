@@ -61,7 +61,9 @@ class SearchIn(BaseModel):
     k: int = Field(default=20, ge=1, le=MAX_K, description="Results per page.")
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET, description="Results to skip (paging).")
     min_score: float | None = Field(default=None, description="Drop results below this cosine score.")
-    folder: str | None = Field(default=None, description="Only images in this absolute folder or below it.")
+    folder: str | None = Field(
+        default=None, description="Only images in this absolute folder (or URL prefix, s3://bucket/photos) or below it."
+    )
     types: Strings = Field(default_factory=list, description="File types: JPEG, png, jpg, heic, ...")
     since: str | None = Field(default=None, description="YYYY-MM-DD: dated on or after (EXIF, else file time).")
     until: str | None = Field(default=None, description="YYYY-MM-DD: dated on or before.")

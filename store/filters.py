@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pixseek import sources
 from pixseek.decode import FORMAT_NAMES
 from pixseek.errors import QueryError
 
@@ -135,8 +136,8 @@ class Filter:
         if self.folder is not None:
             if "\x00" in self.folder:
                 raise QueryError("folder filter contains a NUL character")
-            if not os.path.isabs(self.folder):
-                raise QueryError(f"folder filter must be an absolute path, not {self.folder!r}")
+            if not (os.path.isabs(self.folder) or sources.is_url(self.folder)):
+                raise QueryError(f"folder filter must be an absolute path or a URL prefix, not {self.folder!r}")
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise QueryError(f"date range is empty: {self.date_from} is after {self.date_to}")
         if self.min_side < 0:
@@ -168,7 +169,8 @@ class Filter:
         params: list = []
         if self.folder:
             # normpath folds "a/../b" and trailing slashes, so the range test sees a clean prefix.
-            folder = os.path.normpath(self.folder)
+            # A URL's "folders" are its prefixes (s3://bucket/photos): only its trailing slashes go.
+            folder = self.folder.rstrip("/") if sources.is_url(self.folder) else os.path.normpath(self.folder)
             clauses.append(f"({UNDER_SQL})")
             params += list(under_params(folder))
         if self.formats:

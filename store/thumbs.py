@@ -3,7 +3,8 @@
 Thumbnails live in ``<data dir>/thumbs/<hash[:2]>/<hash>-<side>.webp``, keyed by content hash, so a
 moved or renamed file keeps its thumbnail and a changed file gets a new one. Files are written
 atomically; a truncated or unreadable thumbnail is detected (RIFF length check) and made again.
-Only rows of the index are ever read: callers pass an :class:`ImageRow`, never a path.
+Only rows of the index are ever read: callers pass an :class:`ImageRow`, never a path. A row's original
+is a local file or a URL object, read through :mod:`pixseek.sources`.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
-import stat
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from pixseek import sources
 from pixseek.decode import DEFAULT_MAX_PIXELS, open_image
 from pixseek.errors import ImageError
 from pixseek.fileio import atomic_write
@@ -93,29 +93,19 @@ class Thumbs:
                 raise ImageError(f"cannot read {row.path}: {e.strerror or e}", stage="read") from None
 
     def open_original(self, row: ImageRow) -> BinaryIO:
-        """The original file, open for reading (to stream it). Raises ImageError when it cannot be opened
-        or is no longer a regular file (a FIFO put in its place would block a read for ever)."""
+        """The original file (or URL object), open for reading (to stream it). Raises ImageError when it
+        cannot be opened or is no longer a regular file (a FIFO put in its place would block a read for ever)."""
         try:
-            fd = os.open(row.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+            return sources.open_binary(row.path)
         except OSError as e:
-            raise ImageError(f"cannot read {row.path}: {e.strerror or e}", stage="read") from None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ImageError(f"cannot read {row.path}: not a regular file", stage="read")
-            if hasattr(os, "set_blocking"):
-                os.set_blocking(fd, True)
-            return os.fdopen(fd, "rb")
-        except BaseException:
-            os.close(fd)
-            raise
+            raise ImageError(f"cannot read {row.path}: {getattr(e, 'strerror', None) or e}", stage="read") from None
 
     # --- internals --------------------------------------------------------------------------------
     def _unchanged(self, row: ImageRow) -> bool:
         try:
-            st = os.stat(row.path)
+            return sources.stat(row.path) == (row.size, row.mtime_ns)
         except OSError:
             return False
-        return (st.st_size, st.st_mtime_ns) == (row.size, row.mtime_ns)
 
     def _render(self, row: ImageRow, side: int, fmt: str, **save) -> bytes:
         d = open_image(row.path, max_pixels=self.max_pixels, min_side=side)

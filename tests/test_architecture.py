@@ -26,6 +26,7 @@ CORE = {
     "pixseek.exif",
     "pixseek.phash",
     "pixseek.hosts",
+    "pixseek.sources",
     "pixseek",
 }
 ALLOWED = {
@@ -53,6 +54,8 @@ HEAVY = {
     "rapidocr",
     "cv2",
     "ray",
+    "fsspec",
+    "s3fs",
 }
 # the page and its parts are a Streamlit script: streamlit is the point (the service and launcher stay free of it)
 HEAVY_AT_TOP = {

@@ -52,7 +52,7 @@ def test_fault_corpus(tmp_path, tiny, monkeypatch):
     root = tmp_path / "faults"
     make_bad_corpus(root)  # 6 good drawings + the bad kinds of test_index
     make_good_odd(root)
-    import pixseek.index.pipeline as pipeline
+    import pixseek.sources as reads  # every read of an indexed file (pixseek.sources.read_bytes)
 
     real_open = open
 
@@ -65,7 +65,7 @@ def test_fault_corpus(tmp_path, tiny, monkeypatch):
             raise FileNotFoundError(2, "No such file or directory", str(path))
         return real_open(path, *a, **k)
 
-    monkeypatch.setattr(pipeline, "open", fake_open, raising=False)
+    monkeypatch.setattr(reads, "open", fake_open, raising=False)
     s = Indexer(tmp_path / "db", encoder=tiny, batch_size=8, workers=0).run([root])
     st = Store.open(tmp_path / "db")
     errs = {os.path.basename(e["path"]): (e["stage"], e["message"]) for e in st.errors()}

@@ -103,7 +103,7 @@ def test_large_selection_goes_through_faiss_selector(mixed, tiny, monkeypatch):
 
 
 def test_filter_validation_messages(tmp_path):
-    with pytest.raises(QueryError, match="must be an absolute path, not 'photos'"):
+    with pytest.raises(QueryError, match="must be an absolute path or a URL prefix, not 'photos'"):
         Filter(folder="photos").sql()
     with pytest.raises(QueryError, match="date range is empty: 2020-01-02 is after 2020-01-01"):
         Filter(date_from=dt.date(2020, 1, 2), date_to=dt.date(2020, 1, 1)).sql()

@@ -189,7 +189,7 @@ def make_bad_corpus(root):
 def test_every_bad_input_is_recorded_and_good_files_indexed(tmp_path, tiny, db, monkeypatch):
     root = tmp_path / "bad"
     make_bad_corpus(root)
-    import pixseek.index.pipeline as ixmod
+    import pixseek.sources as ixmod  # every read of an indexed file
 
     real_open = open
 

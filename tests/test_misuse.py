@@ -222,7 +222,7 @@ def test_a_raised_pixel_cap_retries_the_file_it_refused(indexed):
 
 
 def test_an_unreadable_file_is_retried_on_every_run(tmp_path, tiny, monkeypatch):
-    import pixseek.index.pipeline as pipeline
+    import pixseek.sources as reads  # every read of an indexed file (pixseek.sources.read_bytes)
     from pixseek.index.indexer import Indexer
     from pixseek.store import Store
 
@@ -236,11 +236,11 @@ def test_an_unreadable_file_is_retried_on_every_run(tmp_path, tiny, monkeypatch)
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *a, **k)
 
-    monkeypatch.setattr(pipeline, "open", fake_open, raising=False)
+    monkeypatch.setattr(reads, "open", fake_open, raising=False)
     assert Indexer(db, encoder=tiny, workers=0).run([root]).failed == 1
     with Store.open(db, readonly=True) as st:
         assert st.errors()[0]["message"] == "cannot read: Permission denied (retried on every run)"
-    monkeypatch.setattr(pipeline, "open", real_open, raising=False)  # the permissions were fixed
+    monkeypatch.setattr(reads, "open", real_open, raising=False)  # the permissions were fixed
     s = Indexer(db, encoder=tiny, workers=0).run([root])
     assert (s.added, s.failed, s.known_failures) == (1, 0, 0)
 
@@ -479,7 +479,7 @@ def test_query_images_that_are_not_regular_files_are_refused_at_once(indexed, tm
 
 
 def test_an_oversized_file_is_refused_from_its_size_without_reading_it(tmp_path, tiny, monkeypatch):
-    import pixseek.index.pipeline as pipeline
+    import pixseek.sources as reads  # every read of an indexed file (pixseek.sources.read_bytes)
     from pixseek.index.indexer import Indexer
     from pixseek.store import Store
 
@@ -490,7 +490,7 @@ def test_an_oversized_file_is_refused_from_its_size_without_reading_it(tmp_path,
     opened = []
     real_open = open
     monkeypatch.setattr(
-        pipeline, "open", lambda p, *a, **k: (opened.append(str(p)), real_open(p, *a, **k))[1], raising=False
+        reads, "open", lambda p, *a, **k: (opened.append(str(p)), real_open(p, *a, **k))[1], raising=False
     )
     s = Indexer(tmp_path / "db", encoder=tiny, workers=0).run([root])
     assert (s.added, s.failed) == (2, 1) and str(root / "huge.jpg") not in opened

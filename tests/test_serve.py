@@ -220,7 +220,7 @@ ERRORS = [
         "date range is empty: 2021-01-01 is after 2020-01-01",
     ),
     ({"text": "x", "types": "exe"}, 400, None),  # the message of format_name, below
-    ({"text": "x", "folder": "photos"}, 400, "folder filter must be an absolute path, not 'photos'"),
+    ({"text": "x", "folder": "photos"}, 400, "folder filter must be an absolute path or a URL prefix, not 'photos'"),
     ({"text": "x", "mode": "fuzzy"}, 400, "unknown search mode 'fuzzy': use hybrid, semantic, keyword"),
     ({"not": "blurry"}, 400, "a query needs at least one positive term (--not alone has nothing to rank by)"),
     ({"text": ["shapes::1", "shapes::-1"]}, 400, "the query terms cancel each other out; change their weights"),
