@@ -17,7 +17,7 @@ from imagegen import draw, make_corpus
 from PIL import Image, ImageDraw
 from test_index import make_bad_corpus
 
-from pixseek import phash
+from pixseek import phash, sources
 from pixseek.index.indexer import Indexer
 from pixseek.index.pipeline import MIN_WORK_FOR_WORKERS, Job, chunk_size, prepared_batches
 from pixseek.index.scan import FileEntry
@@ -74,7 +74,6 @@ def test_worker_processes_give_the_in_process_vectors_ids_and_errors(tmp_path, t
     indexer's own process: identical row ids, paths, vector bytes and error rows."""
     import builtins
 
-    import pixseek.index.pipeline as pipeline
 
     root = tmp_path / "bad"
     make_bad_corpus(root)
@@ -86,7 +85,7 @@ def test_worker_processes_give_the_in_process_vectors_ids_and_errors(tmp_path, t
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *a, **k)
 
-    monkeypatch.setattr(pipeline, "open", fake_open, raising=False)  # forked workers inherit it
+    monkeypatch.setattr(sources, "open", fake_open, raising=False)  # where files are read; forked workers inherit it
     encoder = tiny
     if runtime == "onnx":
         from pixseek.models import export
