@@ -74,7 +74,6 @@ def test_worker_processes_give_the_in_process_vectors_ids_and_errors(tmp_path, t
     indexer's own process: identical row ids, paths, vector bytes and error rows."""
     import builtins
 
-
     root = tmp_path / "bad"
     make_bad_corpus(root)
     make_corpus(root / "more", MIN_WORK_FOR_WORKERS, start=100)
