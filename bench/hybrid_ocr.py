@@ -111,6 +111,16 @@ def ranks(db: Path, folder: Path, pictures: list[Picture], texts: list[str]) -> 
     return out
 
 
+def policy() -> str:
+    """The fusion policy in search/hybrid.py, in words."""
+    from pixseek.search import hybrid
+
+    return (
+        f"weights {hybrid.SEMANTIC_WEIGHT:g} : {hybrid.KEYWORD_WEIGHT:g}, ties to {hybrid.TIES}, a match through "
+        f"tags alone x{hybrid.TAG_ONLY_WEIGHT:g}"
+    )
+
+
 def scores(first: list[int]) -> tuple[float, float, float]:
     f = np.array(first)
     return float((f < 1).mean()), float((f < K).mean()), float(np.where(f < K, 1.0 / (f + 1), 0.0).mean())
@@ -176,18 +186,15 @@ def main() -> None:
             "stamps (tuxpaint-stamps-default 2022.06.04, GPL-2.0-or-later) and Openclipart 0.18 PNGs (public "
             "domain), from `pixseek datasets fetch`.",
             "",
-            f"**Search** ({len(texts)} texts x 3 query forms, k = {K}; R@1 / R@{K} / MRR@{K}; weights as "
-            "shipped in search/hybrid.py, 1 : 1; `Engine.search`, cut-off off as the CLI's default). "
+            f"**Search** ({len(texts)} texts x 3 query forms, k = {K}; R@1 / R@{K} / MRR@{K}; the fusion "
+            f"policy shipped in search/hybrid.py, {policy()}; `Engine.search`, cut-off off as the CLI's default). "
             "lures = the 16 texts that name a thing: the picture the vector finds (a real frog) holds no text. "
             "A quoted phrase must appear literally in every mode, so `semantic` on a quoted query ranks by "
             "meaning only among the pictures whose text or name holds the phrase.",
             "",
             table(["model", "query", "mode", f"all {len(texts)}: R@1 / R@10 / MRR", "lures 16"], rows),
             "",
-            "Where hybrid loses R@1 against keyword: with equal weights a picture first in one ranking and "
-            "absent from the other scores 1/61 either way, and ties go to the better meaning, so the vector's "
-            "first pick (which holds no such text) comes first whenever the written answer is not among the "
-            "vector's first 100, and the rankings interleave after it. Rank of the answers found in the first "
+            "Rank of the answers found in the first "
             f"{K}, at 1 / 2 / 3 / 4-{K}: "
             + "; ".join(
                 f"{m} {f}: keyword {'/'.join(map(str, spread[(m, f, 'keyword')]))}, hybrid "
