@@ -221,9 +221,18 @@ def _check_thumbnails(store: Store, r: Report, repair: bool) -> None:
 
 
 def _check_files(store: Store, r: Report) -> None:
-    missing = [p for p in store.paths() if not sources.exists(p)]
+    missing, unchecked, why = [], 0, ""
+    for p in store.paths():
+        try:
+            if not sources.exists(p):
+                missing.append(p)
+        except (OSError, PixseekError) as e:  # a URL that cannot be reached is not a missing file
+            unchecked, why = unchecked + 1, why or str(e)
+    if unchecked:
+        r.add("files", "warning", f"{unchecked:,} indexed files at URLs could not be checked ({why})")
     if not missing:
-        r.add("files", "ok", "every indexed file is on disk")
+        if not unchecked:
+            r.add("files", "ok", "every indexed file is on disk")
         return
     row = store.get_by_path(missing[0])
     root = row.root if row is not None else sources.parent(missing[0])

@@ -23,9 +23,9 @@ from multiprocessing.connection import Connection, wait
 
 import numpy as np
 
-from pixseek import faults, phash, sources
-from pixseek.decode import DEFAULT_MAX_FILE_BYTES, decode_bytes
-from pixseek.errors import ImageError
+from pixseek import faults, phash
+from pixseek.decode import decode_bytes, read_file
+from pixseek.errors import DecodeWorkerError, ImageError
 from pixseek.exif import PhotoMeta
 
 from .scan import FileEntry
@@ -62,22 +62,10 @@ def prepare(
     decode for the perceptual hash only (no tensor)."""
     entry = job.entry
     p = Prepared(entry)
-    too_big = ImageError(
-        f"file larger than {DEFAULT_MAX_FILE_BYTES >> 20} MiB", stage="read", kind="size", limit=DEFAULT_MAX_FILE_BYTES
-    )
-    if entry.size > DEFAULT_MAX_FILE_BYTES:  # refused from the size the scan saw: never read
-        p.error = too_big
-        return p, None
-    try:
-        data = sources.read_bytes(entry.path, DEFAULT_MAX_FILE_BYTES + 1)  # a local path or a URL
-    except FileNotFoundError:
-        p.error = ImageError("file vanished during indexing", stage="read", kind="io")
-        return p, None
-    except OSError as e:
-        p.error = ImageError(f"cannot read: {e.strerror or e} (retried on every run)", stage="read", kind="io")
-        return p, None
-    if len(data) > DEFAULT_MAX_FILE_BYTES:
-        p.error = too_big
+    try:  # the size the scan saw refuses an oversized file unread; a FIFO swapped in is never opened
+        data = read_file(entry.path, entry.size, missing="file vanished during indexing")
+    except ImageError as e:
+        p.error = e
         return p, None
     p.digest = hashlib.blake2b(data, digest_size=16).hexdigest()
     if p.digest == job.old_hash or (job.old_id is None and p.digest in known_hashes):
@@ -189,7 +177,10 @@ class _Workers:
         n, sent = len(self.procs), 0
         for k in range(len(chunks)):
             while sent < len(chunks) and sent < k + n * self.prefetch:
-                self.tasks[sent % n].send(chunks[sent])
+                try:
+                    self.tasks[sent % n].send(chunks[sent])
+                except OSError:  # its pipe broke: the worker is gone
+                    raise self._died(self.procs[sent % n]) from None
                 sent += 1
             yield self._receive(k % n)
 
@@ -203,7 +194,15 @@ class _Workers:
                 except EOFError:
                     pass
             if not proc.is_alive():
-                raise RuntimeError(f"a decode worker exited unexpectedly (exit code {proc.exitcode})")
+                raise self._died(proc)
+
+    @staticmethod
+    def _died(proc) -> DecodeWorkerError:
+        proc.join(5)
+        return DecodeWorkerError(
+            f"a decode worker exited unexpectedly (exit code {proc.exitcode})",
+            hint="what was committed is kept; run the same command again to go on",
+        )
 
     def close(self) -> None:
         """Stop the workers now (also after Ctrl-C or an error); safe to call twice."""

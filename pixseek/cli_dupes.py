@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
@@ -24,10 +23,9 @@ def _plural(n: int, word: str) -> str:
 
 
 def _day(t: float) -> str:
-    try:
-        return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d")
-    except (OverflowError, OSError, ValueError):
-        return "?"
+    from .search.dupes import day_text
+
+    return day_text(t)
 
 
 def _print_report(report) -> None:

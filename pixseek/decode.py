@@ -238,60 +238,35 @@ def open_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | 
     return decode_bytes(read_file(source), max_pixels=max_pixels, min_side=min_side)
 
 
-def read_file(path: str | os.PathLike, size: int | None = None) -> bytes:
-    """The bytes of a regular file, refused (ImageError) before reading when it is not a regular file
-    (a FIFO, a device, a socket: reading those may never end) or larger than the cap. ``size``: the
-    size a scan already knows, so an oversized file is never opened."""
+def read_file(path: str | os.PathLike, size: int | None = None, *, missing: str = "") -> bytes:
+    """The bytes of a regular file or an object at a URL, refused (ImageError) before reading when it is
+    not a regular file (a FIFO, a device, a socket: reading those may never end) or larger than the cap.
+    ``size``: the size a scan already knows, so an oversized file is never opened. ``missing``: the
+    message for a file that is gone (an index run says it vanished). Every read goes through
+    :func:`pixseek.sources.read_bytes`."""
     from . import sources
 
-    if sources.is_url(os.fspath(path)):
-        return _read_url(os.fspath(path), size)
-    try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise ImageError("not a regular file (a folder, device, FIFO or socket)", stage="read")
-        if max(size or 0, st.st_size) > DEFAULT_MAX_FILE_BYTES:
-            raise ImageError(
-                f"file larger than {DEFAULT_MAX_FILE_BYTES >> 20} MiB",
-                stage="read",
-                kind="size",
-                limit=DEFAULT_MAX_FILE_BYTES,
-            )
-        with open(path, "rb") as f:
-            data = f.read(DEFAULT_MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise ImageError("cannot read: No such file or directory", stage="read", kind="io") from None
-    except OSError as e:
-        raise ImageError(
-            f"cannot read: {e.strerror or _one_line(e)} (retried on every run)", stage="read", kind="io"
-        ) from None
-    if len(data) > DEFAULT_MAX_FILE_BYTES:  # it grew while being read
-        raise ImageError(
-            f"file larger than {DEFAULT_MAX_FILE_BYTES >> 20} MiB",
-            stage="read",
-            kind="size",
-            limit=DEFAULT_MAX_FILE_BYTES,
-        )
-    return data
-
-
-def _read_url(url: str, size: int | None) -> bytes:
-    """:func:`read_file` for a URL (:mod:`pixseek.sources`): the same caps and error reasons, one ranged read."""
-    from . import sources
-
+    gone = ImageError(missing or "cannot read: No such file or directory", stage="read", kind="io")
     too_big = ImageError(
         f"file larger than {DEFAULT_MAX_FILE_BYTES >> 20} MiB", stage="read", kind="size", limit=DEFAULT_MAX_FILE_BYTES
     )
     if (size or 0) > DEFAULT_MAX_FILE_BYTES:
         raise too_big
+    where = os.fspath(path)
     try:
-        data = sources.read_bytes(url, DEFAULT_MAX_FILE_BYTES + 1)
+        if not sources.is_url(where):
+            st = os.stat(where)
+            if not stat.S_ISREG(st.st_mode):
+                raise ImageError("not a regular file (a folder, device, FIFO or socket)", stage="read")
+            if st.st_size > DEFAULT_MAX_FILE_BYTES:
+                raise too_big
+        data = sources.read_bytes(where, DEFAULT_MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        raise ImageError("cannot read: No such file or directory", stage="read", kind="io") from None
+        raise gone from None
     except OSError as e:
         raise ImageError(
             f"cannot read: {e.strerror or _one_line(e)} (retried on every run)", stage="read", kind="io"
         ) from None
-    if len(data) > DEFAULT_MAX_FILE_BYTES:
+    if len(data) > DEFAULT_MAX_FILE_BYTES:  # it grew while being read
         raise too_big
     return data

@@ -101,6 +101,11 @@ class RayIndexError(PixseekError):
     the cluster cannot be reached, or a worker failed past its retries (committed work is kept)."""
 
 
+class DecodeWorkerError(PixseekError):
+    """A decode process of an index run died (a decoder crash, the out-of-memory killer): the run stops;
+    what it committed is kept and the next run resumes from there."""
+
+
 class SourceError(PixseekError):
     """A URL given to index cannot be listed or read: no fsspec implementation for its protocol, credentials
     refused, an endpoint that does not answer (:mod:`pixseek.sources`)."""

@@ -2,7 +2,8 @@
 
 ``PIXSEEK_FAULT="NAME:N[:ACTION]"`` (read through :mod:`pixseek.settings`) fires at the N-th time the
 indexer reaches point NAME. ACTION is ``kill`` (SIGKILL this process: a power cut, as far as the files
-are concerned; the default) or ``enospc`` (raise ``OSError(ENOSPC)``: the disk is full). Points, in the
+are concerned; the default), ``enospc`` (raise ``OSError(ENOSPC)``: the disk is full) or ``crash`` (this
+process alone exits with code 3: a decoder crash; in a decode worker, its indexer lives on). Points, in the
 order a run meets them:
 
   scan          after each file found by the scan
@@ -54,6 +55,8 @@ def point(name: str) -> None:
         return
     if _SPEC[2] == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    if _SPEC[2] == "crash":
+        os._exit(3)
     if _in_decode_worker():
         os.kill(os.getppid(), signal.SIGKILL)  # the power cut takes the indexer that forked it too
     os.kill(os.getpid(), signal.SIGKILL)

@@ -1,9 +1,11 @@
 """Where indexed pictures live: local paths, or fsspec URLs (``s3://``, ``gs://``, ...), behind one small API.
 
-Every place that lists, checks or reads an indexed file goes through here: the scan, the decode step
-(local workers and Ray tasks alike), the OCR and metadata stages, thumbnails and originals (the page and
-``pixseek serve``), ``pixseek doctor``. A local path takes the plain ``os`` calls it always did (fsspec is
-not even imported); a URL is handed to the fsspec implementation of its protocol, which the user installs
+Every read of an indexed file's bytes goes through here (:func:`pixseek.decode.read_file` for the decode
+step of local workers and Ray tasks alike, OCR, thumbnails and originals), and so does everything done
+to a URL: its listing, stat and existence check (the scan, ``pixseek doctor``). Local folders are walked
+and stat'ed by the scan itself (``os.scandir``: device and inode checks a URL has no use for), and the
+EXIF backfill reads a local file's header directly. A local path takes plain ``os`` calls (fsspec is not
+even imported); a URL is handed to the fsspec implementation of its protocol, which the user installs
 (``pixseek[s3]`` for ``s3://``).
 
 * A URL row's path is the full URL (``s3://bucket/photos/cat.jpg``); its "folders" are its prefixes.
@@ -64,7 +66,19 @@ def normalize(path: str) -> str:
     rest = rest.rstrip("/")
     if not rest:
         raise NoImagesError(f"the URL {path} names no bucket or host", hint=f"e.g. {proto.lower()}://bucket/photos")
-    return f"{proto.lower()}://{rest}"
+    return f"{_canonical(proto.lower())}://{rest}"
+
+
+def _canonical(proto: str) -> str:
+    """The protocol fsspec writes back in the paths it lists (``s3a`` -> ``s3``, ``gcs`` -> ``gs``), so a
+    root and the rows under it are spelled alike; unchanged when its package is not installed."""
+    import fsspec
+
+    try:
+        names = fsspec.get_filesystem_class(proto).protocol
+    except Exception:  # unknown, or its package missing: listing it gives the one-line error
+        return proto
+    return names if isinstance(names, str) else names[0]
 
 
 def parent(path: str) -> str:
@@ -234,12 +248,14 @@ def stat(path: str) -> tuple[int, int]:
 
 
 def exists(path: str) -> bool:
+    """Whether the file or object is there. False only when it is gone: a URL that cannot be checked (no
+    fsspec package, access refused, no answer) raises OSError or SourceError, so it is never called missing."""
     if not is_url(path):
         return os.path.exists(path)
     try:
         stat(path)
         return True
-    except OSError:
+    except FileNotFoundError:
         return False
 
 

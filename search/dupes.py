@@ -162,6 +162,16 @@ def size_text(n: int) -> str:
     return f"{n} B"
 
 
+def day_text(t: float) -> str:
+    """A file's date as reports show it (the CLI and the page): 2024-05-01, or ? when it cannot be shown."""
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d")
+    except (OverflowError, OSError, ValueError):
+        return "?"
+
+
 def check_kinds(kinds: Iterable[str] | None) -> tuple[str, ...]:
     """The kinds asked for (None or none: all), in their order; a one-line QueryError for an unknown one."""
     asked = {str(k).strip().lower() for k in kinds or ()}

@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from PIL import Image, ImageDraw
 from test_index import make_bad_corpus
 
 from pixseek import phash, sources
+from pixseek.errors import DecodeWorkerError
 from pixseek.index.indexer import Indexer
 from pixseek.index.pipeline import MIN_WORK_FOR_WORKERS, Job, chunk_size, prepared_batches
 from pixseek.index.scan import FileEntry
@@ -140,9 +142,28 @@ def test_a_dead_decode_worker_is_reported_not_waited_for(tmp_path):
         return np.zeros((3, 2, 2), np.float32)
 
     kw = dict(preprocess=crash_on_one, min_side=None, max_pixels=10**8, known_hashes=frozenset(), batch_size=8)
-    with pytest.raises(RuntimeError) as e:
+    with pytest.raises(DecodeWorkerError) as e:
         list(prepared_batches(jobs, workers=2, **kw))
     assert str(e.value) == "a decode worker exited unexpectedly (exit code 3)"
+    # a slow parent (it embeds while the workers run ahead): the dead worker's pipe breaks on the next send
+    with pytest.raises(DecodeWorkerError) as e:
+        for _ in prepared_batches(jobs, workers=2, **kw):
+            time.sleep(0.3)
+    assert str(e.value) == "a decode worker exited unexpectedly (exit code 3)"
+
+
+def test_a_dead_decode_worker_is_one_line_from_the_cli(tmp_path):
+    """The CLI turns it into its one-line error, with what to do (no traceback)."""
+    make_corpus(tmp_path / "p", 60, subdirs=False)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PIXSEEK_FAULT="decode:5:crash")
+    out = subprocess.run(
+        [sys.executable, "-m", "pixseek", "index", str(tmp_path / "p"), "--db", str(tmp_path / "db"),
+         "--model", "tiny-random"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines()[-1].startswith("Error: a decode worker exited unexpectedly (exit code")
 
 
 def test_optimised_session_cache_gives_the_same_vectors_and_survives_damage(tmp_path, tiny):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,8 @@ def _expected(report) -> list[str]:
 def _digest(db: Path) -> dict[str, str]:
     """The index's files (the database, the vector index) by content; the page's thumbnail cache and
     SQLite's shared-memory files aside."""
+    with sqlite3.connect(db / "pixseek.db") as conn:  # a write still in the WAL lands in the file first
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     files = [p for p in db.iterdir() if p.is_file() and not p.name.endswith(("-wal", "-shm"))]
     assert files
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(files)}

@@ -133,6 +133,9 @@ def test_an_s3_prefix_indexes_as_its_folder_does_and_follows_changes(s3, folder,
     with Store.open(db) as st:
         assert st.get_by_path(gone) is None
         assert np.allclose(st.vector(st.get_by_path(changed).id), local["vecs"]["set2/img0002.webp"], atol=1e-5)
+    # s3a:// is another spelling of the same root: nothing new, nothing gone
+    aliased = Indexer(db, encoder=tiny, batch_size=BATCH).run([url.replace("s3://", "s3a://", 1)])
+    assert (aliased.added, aliased.removed, aliased.unchanged, aliased.embedded) == (0, 0, 11, 0)
 
 
 def test_an_object_rewritten_in_the_same_second_at_the_same_size_reads_as_changed(s3):
@@ -205,7 +208,17 @@ def test_dupes_refuse_to_move_url_rows(s3, folder, tiny, tmp_path):
     assert str(e.value) == (
         f"{moved} is an object at a URL: pixseek moves only local files (and never deletes one), so nothing moved"
     )
-    assert not (tmp_path / "dest").exists() or not any((tmp_path / "dest").rglob("*.png"))
+    assert not (tmp_path / "dest").exists()
+    with Store.open(db, readonly=True) as st:
+        assert st.count() == 13 and all(st.get_by_path(f.path) is not None for f in report.groups[0].files)
+
+
+def test_a_url_that_cannot_be_checked_is_not_called_missing():
+    """doctor's file check: gone is gone, but a protocol whose package is missing cannot say."""
+    from pixseek import sources
+
+    with pytest.raises(OSError, match="reading gs:// URLs needs the gcsfs package, which is not installed"):
+        sources.exists("gs://some-bucket/a.png")  # gcsfs is not installed here
 
 
 def _cli(*args: str, env: dict, pre: str = "") -> subprocess.CompletedProcess:

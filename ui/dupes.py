@@ -4,21 +4,22 @@ The groups are :func:`pixseek.search.dupes.find_duplicates`' (what ``pixseek dup
 files, the same picture re-encoded or resized, similar shots. Each file shows its thumbnail, how it
 relates to the kept one (kind, score, hash bits), its size, pixels, date and folder. The page only
 reads: pixseek never deletes a file. It offers the list as CSV or JSON, and the exact ``pixseek dupes
---move-to`` command for the groups shown (moves have an undo log). The report is kept by the service
-until the index changes, since at 100k pictures it takes minutes.
+--move-to`` command for the kinds and folder chosen (it finds the groups again when it runs, all of them,
+not only those on screen; moves have an undo log; none for pictures at URLs, which pixseek cannot move).
+The report is kept by the service until the index changes, since at 100k pictures it takes minutes.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import shlex
 
 import streamlit as st
 
+from pixseek import sources
 from pixseek.errors import PixseekError
-from pixseek.search.dupes import KIND_WORDS, KINDS, DupeFile, DupeGroup, DupeReport, size_text
+from pixseek.search.dupes import KIND_WORDS, KINDS, DupeFile, DupeGroup, DupeReport, day_text, size_text
 from pixseek.search.dupes_export import to_csv
 
 from .page import SEARCH_PAGE
@@ -99,10 +100,13 @@ def _summary(svc: Service, report: DupeReport, kinds: tuple[str, ...], folder: s
             "Download the list (JSON)", json.dumps(report.to_dict(), indent=1), "pixseek-dupes.json",
             "application/json", key="d_json",
         )  # fmt: skip
+    if folder is not None and sources.is_url(folder):
+        return  # objects at a URL: pixseek moves only local files
     with st.expander("Move the others away (from a terminal)"):
         st.code(_move_command(svc, kinds, folder), language="bash")
         st.caption(
-            "Every file but the kept one of each group goes below FOLDER (its full path kept) and leaves the index; "
+            "It finds the groups again and moves every group of these kinds in this folder, not only those on "
+            "screen: every file but the kept one goes below FOLDER (its full path kept) and leaves the index; "
             "the command prints the undo log it writes: `pixseek dupes --undo LOG` puts everything back."
         )
 
@@ -158,7 +162,7 @@ def _file(svc: Service, f: DupeFile) -> None:
         st.markdown(_relation(f))
         dims = f"{f.width}×{f.height}" if f.width and f.height else "?×?"
         st.markdown(
-            f"**{_md(name)}**  \n{dims} · {_md(f.format or '?')} · {size_text(f.size)}  \n{_day(f.date)}",
+            f"**{_md(name)}**  \n{dims} · {_md(f.format or '?')} · {size_text(f.size)}  \n{day_text(f.date)}",
             help=f.path,
         )
         st.caption(_md(os.path.dirname(f.path)))
@@ -172,10 +176,3 @@ def _relation(f: DupeFile) -> str:
         return f":{BADGE['exact']}-badge[identical]"
     why = f"score {f.score:.3f}" + (f" · hash {f.hash_distance} bits" if f.hash_distance is not None else "")
     return f":{BADGE[str(f.kind)]}-badge[{f.kind}] {why}"
-
-
-def _day(t: float) -> str:
-    try:
-        return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d")
-    except (OverflowError, OSError, ValueError):
-        return "?"

@@ -8,6 +8,7 @@ when the indexer has changed them on disk. Images are served by row id only.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -63,7 +64,8 @@ class Service:
         self._choices: tuple[int, list[str], list[str]] | None = None
         self._facets: tuple[tuple, Facets, list[tuple[str, int]]] | None = None
         self._thumbs: OrderedDict[str, bytes] = OrderedDict()  # content hash -> WebP, most recent last
-        self._dupes: OrderedDict[tuple, DupeReport] = OrderedDict()  # (generation, kinds, folder) -> report
+        self._dupes: OrderedDict[tuple, tuple[DupeReport, float]] = OrderedDict()  # key -> (report, made at)
+        self._dupe_runs: dict[tuple, threading.Lock] = {}  # key -> held while its search runs
 
     # --- the index ------------------------------------------------------------------------------
     def sync(self) -> Engine:
@@ -108,21 +110,27 @@ class Service:
     def duplicates(self, kinds: tuple[str, ...], folder: str | None = None, *, fresh: bool = False) -> DupeReport:
         """Groups of near-duplicates (:func:`pixseek.search.dupes.find_duplicates`), kept until the index
         changes. The search runs on a read-only connection of its own, outside the lock: at 100k pictures
-        it takes minutes (bench/RESULTS.md), and other sessions go on searching meanwhile. ``fresh``:
-        look again even when a report is kept."""
+        it takes minutes (bench/RESULTS.md), and other sessions go on searching meanwhile. One search per
+        choice at a time: a second session asking for the same waits for it and shares its report.
+        ``fresh``: a report made after this call began, even when one is kept."""
+        asked = time.monotonic()
         with self.lock:
             key = (self.sync().store.generation, tuple(kinds), folder)
-            report = None if fresh else self._dupes.get(key)
-        if report is not None:
+            running = self._dupe_runs.setdefault(key, threading.Lock())
+        with running:
+            with self.lock:
+                kept = self._dupes.get(key)
+            if kept is not None and (not fresh or kept[1] > asked):
+                return kept[0]
+            with Store.open(self.data_dir, readonly=True) as store:
+                ids = store.select_ids(Filter(folder=folder).validate()) if folder else None
+                report = find_duplicates(store, dupe_rule(store), kinds=kinds, ids=ids)
+            with self.lock:
+                self._dupes[key] = (report, time.monotonic())
+                while len(self._dupes) > DUPE_REPORTS:
+                    gone, _ = self._dupes.popitem(last=False)
+                    self._dupe_runs.pop(gone, None)
             return report
-        with Store.open(self.data_dir, readonly=True) as store:
-            ids = store.select_ids(Filter(folder=folder).validate()) if folder else None
-            report = find_duplicates(store, dupe_rule(store), kinds=kinds, ids=ids)
-        with self.lock:
-            self._dupes[key] = report
-            while len(self._dupes) > DUPE_REPORTS:
-                self._dupes.popitem(last=False)
-        return report
 
     # --- queries --------------------------------------------------------------------------------
     def encode(self, spec: QuerySpec) -> np.ndarray:
