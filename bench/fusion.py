@@ -309,8 +309,20 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=CACHE / "fusion")
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     ap.add_argument("--val-only", action="store_true", help="the validation grid and the pick only")
+    ap.add_argument(
+        "--test-policy",
+        metavar="W,TIES,TAG",
+        help="skip validation: the test figures of this policy (e.g. 1,meaning,0: keyword weight, ties, tag-only)",
+    )
     args = ap.parse_args()
     run = Run(args)
+    if args.test_policy:
+        w, ties, tag = args.test_policy.split(",")
+        test_sets, test_rows = run.test((float(w), ties, float(tag)))
+        print("sets:", ", ".join(test_sets), "(then the lures)")
+        for row in test_rows:
+            print(" | ".join(str(c) for c in row))
+        return
     choice = Choice(run.grid, *run.validate())
     print(table(["policy", *choice.sets, "summary", "guard", "eligible"], choice.rows()), file=sys.stderr)
     run.log("pick:", label(choice.pick))
