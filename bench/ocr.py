@@ -29,22 +29,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from common import CACHE, ROOT, dump_json, header, table, write_section
+from common import CACHE, FONTS, ROOT, dump_json, header, table, write_section
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from pixseek.decode import decode_bytes, read_file
 from pixseek.models import ocr
 
 OUT = CACHE / "ocr"
-FONTS = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",
-    "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationMono-Regular.ttf",
-]
 WORDS = [
     "harbour",
     "lantern",

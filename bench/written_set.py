@@ -29,18 +29,10 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from common import FONTS
 from PIL import Image, ImageDraw, ImageFont
 
 VERSION = "written-v1"
-FONTS = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",
-    "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationMono-Regular.ttf",
-]
 # Words and phrases people photograph or screenshot: shop signs, notices, labels, names, numbers.
 TEXTS = """bakery|pharmacy|no parking|exit only|fresh bread|car wash|open 24 hours|platform 4|harbour master|
 fish market|private road|keep left|bus stop|post office|city library|ice cream|hot coffee|free wifi|wet paint|
