@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--runtime", default="auto", choices=["auto", "torch"])
     args = ap.parse_args()
 
+    from pixseek.index.pipeline import default_batch
     from pixseek.models import export_for_cpu, for_indexing
 
     rows, raw = [], []
@@ -92,7 +93,7 @@ def main() -> None:
             export_for_cpu(emb)
             emb = for_indexing(model, args.device, args.runtime)
         cuda = emb.device.startswith("cuda")
-        batch = args.batch or (256 if cuda else 64)
+        batch = args.batch or default_batch(cuda)
         for kind, n, n_naive, n_dec in (
             ("large", args.large, 40, 100),
             ("small", args.small, 200 if not cuda else 500, 500),

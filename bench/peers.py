@@ -13,10 +13,10 @@ No pretrained weights can be downloaded here, so every tool gets the same seeded
                   hard-wired to 256 px (its own ViT-B-32-256 model), so the runner sets its IMAGE_SIZE to
                   224, the only change made to it.
 Each tool runs as a fresh process on the same hard-linked folder (OS file cache warm), with a fresh data
-dir and batch size 64 (pixseek's CPU default; rclip's default is 8, clip-retrieval's 256); worker counts
-are each tool's default. Reported: wall seconds from process start to exit, images/s = images indexed /
-wall, and the mean cosine between each peer's vectors and pixseek's for the same files (same model check:
-the preprocessing differs slightly, so it is close to, not exactly, 1).
+dir and batch size 32 (pixseek's CPU default; rclip's default is 8, clip-retrieval's 256; --batch 0 runs
+each tool at its own); worker counts are each tool's default. Reported: wall seconds from process start to
+exit, images/s = images indexed / wall, and the mean cosine between each peer's vectors and pixseek's for
+the same files (same model check: the preprocessing differs slightly, so it is close to, not exactly, 1).
 The peers live in their own virtualenvs under CACHE/peers (made on first use: clip-retrieval pins numpy<2
 and open_clip<3, which pixseek's venv cannot hold).
 Each tool runs ``--runs`` times on each corpus and size, interleaved (A B A B ...), and the median wall and
@@ -43,7 +43,7 @@ from corpora import files
 
 PEERS = CACHE / "peers"
 MODEL = "vit-b-32-random"
-BATCH = 64
+BATCH = 32  # --batch: the same for every tool by default; 0 gives each tool its own default
 VENVS = {
     "rclip": ["rclip==3.3.0"],
     "clip-retrieval": [
@@ -166,8 +166,7 @@ def run_pixseek(
         str(db),
         "--model",
         MODEL,
-        "--batch-size",
-        str(BATCH),
+        *(["--batch-size", str(BATCH)] if BATCH else []),
         "--runtime",
         runtime,
         *(["--workers", str(workers)] if workers is not None else []),
@@ -190,7 +189,9 @@ def run_rclip(folder: Path, work: Path, env: dict, models: Path) -> tuple[float,
         (data / p.name).symlink_to(p)
     py = venv("rclip") / "bin" / "python"
     dt = timed(
-        [str(py), "-c", RCLIP_RUN, "-b", str(BATCH), "-t", "1", "a dog"], dict(env, RCLIP_DATADIR=str(data)), cwd=folder
+        [str(py), "-c", RCLIP_RUN, *(["-b", str(BATCH)] if BATCH else []), "-t", "1", "a dog"],
+        dict(env, RCLIP_DATADIR=str(data)),
+        cwd=folder,
     )
     import numpy as np
 
@@ -216,8 +217,7 @@ def run_clip_retrieval(folder: Path, work: Path, env: dict, ckpt: Path) -> tuple
             str(out),
             "--clip_model",
             f"open_clip:ViT-B-32/{ckpt}",
-            "--batch_size",
-            str(BATCH),
+            *(["--batch_size", str(BATCH)] if BATCH else []),
             "--enable_text",
             "False",
             "--enable_metadata",
@@ -270,13 +270,16 @@ def run_tool(tool: str, folder: Path, env: dict, ckpt: Path, rmodels: Path) -> t
 
 
 def main() -> None:
+    global BATCH
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpora", default="small,medium", help="bench corpora (corpora.py kinds)")
     ap.add_argument("--sizes", default="300,1000")
     ap.add_argument("--runs", type=int, default=3, help="runs of each tool, interleaved; the median is reported")
     ap.add_argument("--tools", default="pixseek,rclip", help="also pixseek-torch, clip-retrieval, pixseek@N")
     ap.add_argument("--section", default="peers-cpu")
+    ap.add_argument("--batch", type=int, default=BATCH, help="batch size of every tool; 0: each tool's default")
     args = ap.parse_args()
+    BATCH = args.batch
     tools = args.tools.split(",")
     ckpt, rmodels = prepare_model()
     for t in tools:
@@ -347,7 +350,8 @@ def main() -> None:
     )
     body += (
         f"\n\nMedian of {args.runs} runs per tool, interleaved (A B A B ...); each a fresh process from start to "
-        "exit (model load included), batch 64, each tool's default workers (pixseek@N: --workers N). CPU s = user + "
+        f"exit (model load included), {f'batch {BATCH}' if BATCH else 'each tool at its default batch size'}, "
+        "each tool's default workers (pixseek@N: --workers N). CPU s = user + "
         "system seconds of the process and its children (less sensitive to the shared machine's load than wall "
         "time); load avg = the 1-minute load average after each run (min-max). small = PNGs of 96-256 px, medium "
         "= JPEG photos of 1-3 MP (bench/corpora.py). pixseek = `pixseek index` on a later run of the model (CPU: "

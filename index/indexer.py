@@ -32,7 +32,7 @@ from . import guard
 from . import ocr as ocr_stage
 from .backfill import fill_photo_metadata
 from .hashfill import fill_hashes
-from .pipeline import Job, Prepared, prepared_batches
+from .pipeline import Job, Prepared, default_batch, prepared_batches
 from .places import place_for
 from .plan import Plan, make_plan
 from .scan import normalize_roots
@@ -148,7 +148,7 @@ class Indexer:
         self.model_spec = model
         self.encoder = encoder
         self.device = device
-        self.batch_size = max(1, int(batch_size)) if batch_size else None  # None: 256 on a GPU, else 64
+        self.batch_size = max(1, int(batch_size)) if batch_size else None  # None: pipeline.default_batch
         self.workers = workers
         self.exclude = list(exclude)
         self.include_hidden = include_hidden
@@ -351,7 +351,7 @@ class Indexer:
             max_pixels=self.max_pixels,
             known_hashes=known,
             workers=self.decode_workers(),
-            batch_size=self.batch_size or (256 if cuda else 64),
+            batch_size=self.batch_size or default_batch(cuda),
             pin_memory=cuda,
         )
         return local, None

@@ -32,6 +32,14 @@ from .scan import FileEntry
 
 # Below this many files a run decodes in-process: starting worker processes would cost more.
 MIN_WORK_FOR_WORKERS = 48
+GPU_BATCH = 256  # files per model batch on a GPU (--batch-size)
+# ... and on a CPU: a ViT-B-32 on 2 cores embeds ~8 % faster in batches of 16-32 than of 64 (the
+# activations stay in cache; bench/RESULTS.md "Peers"), and the small bundled towers lose nothing.
+CPU_BATCH = 32
+
+
+def default_batch(cuda: bool) -> int:
+    return GPU_BATCH if cuda else CPU_BATCH
 
 
 @dataclass

@@ -47,7 +47,7 @@ from pixseek import faults, settings
 from pixseek.errors import ModelMismatchError, RayIndexError
 from pixseek.models import Encoder, for_indexing
 
-from .pipeline import Job, Prepared, prepare
+from .pipeline import Job, Prepared, default_batch, prepare
 
 INSTALL_HINT = "pip install 'pixseek[ray]'"
 LOCAL = "local"  # --ray without a value: start a Ray instance on this machine for the run
@@ -261,7 +261,7 @@ class RayBatches:
             return
         with cluster(self.address) as resources:
             pool = plan_pool(resources, self.device)
-            size = self.batch_size or (256 if pool.gpus else 64)
+            size = self.batch_size or default_batch(bool(pool.gpus))
             try:
                 for batch in self._dataset(pool, size).iter_batches(batch_size=size, batch_format="numpy"):
                     yield self._unpack(batch)

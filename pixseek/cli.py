@@ -76,7 +76,7 @@ def cli(verbose: bool) -> None:
     "-b",
     default=None,
     type=click.IntRange(1, 4096),
-    help="Images per model batch (default: 256 on a GPU, 64 on CPU).",
+    help="Images per model batch (default: 256 on a GPU, 32 on CPU).",
 )
 @click.option(
     "--workers",
