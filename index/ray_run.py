@@ -116,10 +116,11 @@ def check_run(address: str, paths: Sequence[str | os.PathLike]) -> None:
         check_reachable(address)
 
 
-def _endpoints() -> dict[str, str]:
-    """The object-store endpoints set here, for the decode tasks that read URL PATHs on the nodes (never
-    credentials: each node has its own, see the README)."""
-    names = (settings.S3_ENDPOINT, "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+def _worker_env() -> dict[str, str]:
+    """The variables set here that the workers need: the object-store endpoint for URL PATHs read on the nodes
+    (never credentials: each node has its own, see the README), and the crash tests' fault injection (each
+    worker process counts its own fault points)."""
+    names = (settings.S3_ENDPOINT, "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", settings.FAULT, settings.FAULT_ONCE)
     return {n: os.environ[n] for n in names if os.environ.get(n)}
 
 
@@ -286,6 +287,7 @@ class RayBatches:
     def _stages(self, ds: Any, pool: Pool, size: int) -> Any:
         import ray.data
 
+        env = _worker_env()
         ds = ds.map_batches(
             _decode,
             fn_kwargs={
@@ -297,11 +299,8 @@ class RayBatches:
             batch_size=ROWS_PER_BLOCK,
             num_cpus=1,
             max_retries=TASK_RETRIES,
-            runtime_env={"env_vars": _endpoints()} if _endpoints() else None,
+            runtime_env={"env_vars": env} if env else None,
         )
-        fault = settings.fault()  # the crash tests' fault point reaches the workers
-        env = {settings.FAULT: fault} if fault else {}
-        env |= _endpoints()
         ds = ds.map_batches(
             Embedder,
             fn_constructor_kwargs={

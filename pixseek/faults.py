@@ -3,12 +3,14 @@
 ``PIXSEEK_FAULT="NAME:N[:ACTION]"`` (read through :mod:`pixseek.settings`) fires at the N-th time the
 indexer reaches point NAME. ACTION is ``kill`` (SIGKILL this process: a power cut, as far as the files
 are concerned; the default), ``enospc`` (raise ``OSError(ENOSPC)``: the disk is full) or ``crash`` (this
-process alone exits with code 3: a decoder crash; in a decode worker, its indexer lives on). Points, in the
+process alone exits with code 3: a decoder crash; in a decode worker, its indexer lives on).
+``PIXSEEK_FAULT_ONCE=PATH`` makes it fire in one process only, the first to reach its count that creates PATH
+(across processes and retries: a Ray decode task retried after its worker was killed runs on). Points, in the
 order a run meets them:
 
   scan          after each file found by the scan
   decode        before a file is decoded (counted per decode process; from a forked decode worker,
-                a kill takes the indexer that forked it too)
+                a kill takes the indexer that forked it too; in a decode task of a Ray run, its worker)
   embed         before a batch goes through the model
   ray-embed     before a batch goes through an encoder actor of a Ray run (``index --ray``), in that
                 actor's process (a lost worker); a restarted actor never fires it
@@ -29,17 +31,19 @@ import signal
 from . import settings
 
 _SPEC: tuple[str, int, str] | None = None
+_ONCE: str | None = None
 _counts: dict[str, int] = {}
 _loaded = False
 _decode_worker = False
 
 
 def _load() -> None:
-    global _SPEC, _loaded
+    global _SPEC, _ONCE, _loaded
     _loaded = True
     raw = settings.fault()
     if not raw:
         return
+    _ONCE = settings.fault_once()
     parts = raw.split(":")
     _SPEC = (parts[0], int(parts[1]) if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else "kill")
 
@@ -51,7 +55,7 @@ def point(name: str) -> None:
     if _SPEC is None or _SPEC[0] != name:
         return
     _counts[name] = _counts.get(name, 0) + 1
-    if _counts[name] != _SPEC[1]:
+    if _counts[name] != _SPEC[1] or not _claim():
         return
     if _SPEC[2] == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -60,6 +64,17 @@ def point(name: str) -> None:
     if _in_decode_worker():
         os.kill(os.getppid(), signal.SIGKILL)  # the power cut takes the indexer that forked it too
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _claim() -> bool:
+    """Whether this process may fire: always, unless PIXSEEK_FAULT_ONCE names a file another process made."""
+    if _ONCE is None:
+        return True
+    try:
+        os.close(os.open(_ONCE, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
 
 
 def mark_decode_worker() -> None:
@@ -75,6 +90,6 @@ def _in_decode_worker() -> bool:
 
 def reset() -> None:
     """Re-read PIXSEEK_FAULT and zero the counters (for tests that inject faults in-process)."""
-    global _SPEC, _loaded
-    _SPEC, _loaded = None, False
+    global _SPEC, _ONCE, _loaded
+    _SPEC, _ONCE, _loaded = None, None, False
     _counts.clear()

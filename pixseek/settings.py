@@ -17,6 +17,7 @@ MODELS = "PIXSEEK_MODELS"  # a folder with registry.json, configs/ and weights/ 
 RUNTIME = "PIXSEEK_RUNTIME"  # auto | torch: what `pixseek index` embeds with on a CPU
 INDEX_MEMORY = "PIXSEEK_INDEX_MEMORY"  # bytes the vector index may take in RAM (else a quarter of RAM)
 FAULT = "PIXSEEK_FAULT"  # NAME:N[:ACTION], fault injection for the crash tests (pixseek.faults)
+FAULT_ONCE = "PIXSEEK_FAULT_ONCE"  # a file path: the fault fires only in the one process that creates it
 S3_ENDPOINT = (
     "PIXSEEK_S3_ENDPOINT"  # an S3-compatible endpoint for s3:// PATHs (MinIO, Ceph; else AWS_ENDPOINT_URL or AWS)
 )
@@ -88,6 +89,10 @@ def index_memory() -> int | None:
 
 def fault() -> str | None:
     return _get(FAULT)
+
+
+def fault_once() -> str | None:
+    return _get(FAULT_ONCE)
 
 
 def token(explicit: str | None = None) -> str | None:

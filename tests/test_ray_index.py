@@ -19,7 +19,7 @@ import pytest
 from imagegen import draw, encode, make_corpus, truncated
 
 from pixseek import faults
-from pixseek.errors import ModelMismatchError
+from pixseek.errors import ModelMismatchError, RayIndexError
 from pixseek.index.indexer import Indexer
 from pixseek.index.ray_run import Pool, plan_pool
 from pixseek.store.database import Store
@@ -114,6 +114,46 @@ def test_a_lost_encoder_worker_is_replaced_and_the_run_converges(cluster, corpus
     assert s.notes == ["a Ray encoder worker was lost and replaced; its batches were embedded again"]
     assert (s.added, s.failed) == (41, 3)
     assert_same(snapshot(tmp_path / "db"), local)
+
+
+def test_a_decode_task_whose_worker_dies_is_retried_and_the_run_converges(
+    cluster, corpus, local, tiny, tmp_path, monkeypatch
+):
+    """A decode task's worker SIGKILLs itself at its fifth file, once in the run (PIXSEEK_FAULT_ONCE: the
+    retried task, on a new worker, runs on); Ray runs the task again and no file is lost or doubled."""
+    fired = tmp_path / "fired"
+    monkeypatch.setenv("PIXSEEK_FAULT", "decode:5")
+    monkeypatch.setenv("PIXSEEK_FAULT_ONCE", str(fired))
+    faults.reset()
+    try:
+        s = Indexer(tmp_path / "db", encoder=tiny, batch_size=BATCH, ray=cluster).run([corpus])
+    finally:
+        monkeypatch.delenv("PIXSEEK_FAULT")
+        monkeypatch.delenv("PIXSEEK_FAULT_ONCE")
+        faults.reset()
+    assert fired.exists()  # a decode worker was killed
+    assert (s.added, s.failed) == (41, 3)
+    assert_same(snapshot(tmp_path / "db"), local)
+
+
+def test_a_decode_task_that_keeps_dying_stops_the_run_in_one_line(cluster, corpus, local, tiny, tmp_path, monkeypatch):
+    """Every decode worker dies at its fifth file: past its retries the run stops with one line (Ray Data's
+    default would retry forever), and a run without the fault finishes from what is in the database."""
+    db = tmp_path / "db"
+    monkeypatch.setenv("PIXSEEK_FAULT", "decode:5")
+    faults.reset()
+    try:
+        with pytest.raises(RayIndexError) as e:
+            Indexer(db, encoder=tiny, batch_size=BATCH, ray=cluster).run([corpus])
+    finally:
+        monkeypatch.delenv("PIXSEEK_FAULT")
+        faults.reset()
+    assert str(e.value).startswith("the Ray run stopped: ")
+    assert "\n" not in str(e.value)
+    assert e.value.hint == "committed work is kept; run the same command again to resume"
+    s = Indexer(db, encoder=tiny, batch_size=BATCH, ray=cluster).run([corpus])
+    assert s.failed == 3
+    assert_same(snapshot(db), local)
 
 
 class _Renamed:
