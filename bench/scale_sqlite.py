@@ -6,9 +6,10 @@ the exact re-rank exact enough.
 
 Rows go in as an index run writes them (``index/indexer.py``): per file the duplicate check
 (``ids_by_hash``), ``insert_image`` with a 512-d float32 vector (ViT-B-32) and an EXIF row
-(``set_photo``), one ``store.batch()`` transaction per 64 files (the indexer's batch), so the rate is
-the writer's ceiling with the model taken out. Paths look like a photo archive (``/photos/<year>/
-<album>/IMG_<n>.jpg``); vectors come from ``bench/synthvec.py`` (made before each step, not timed).
+(``set_photo``), one ``store.batch()`` transaction per 64 files (the indexer's batch when this was measured;
+32 on CPU since), so the rate is the writer's ceiling with the model taken out. Paths look like a photo
+archive (``/photos/<year>/<album>/IMG_<n>.jpg``); vectors come from ``bench/synthvec.py`` (made before each
+step, not timed).
 
 float16: the engine re-ranks k x re-rank candidates with their float32 vectors from SQLite. Here the
 same candidates (the exact top 40 and top 160 of each query) are re-scored with vectors rounded to
@@ -34,7 +35,7 @@ from pixseek.exif import PhotoMeta
 from pixseek.store import DataDir, Store, ann
 from pixseek.store.rows import vec_to_blob
 
-BATCH = 64  # files per transaction, as the indexer commits them (one model batch)
+BATCH = 64  # files per transaction: a model batch as the indexer committed them when measured (CPU runs now commit 32)
 
 
 def cpu_s() -> float:

@@ -5,7 +5,8 @@ indexer reaches point NAME. ACTION is ``kill`` (SIGKILL this process: a power cu
 are concerned; the default), ``enospc`` (raise ``OSError(ENOSPC)``: the disk is full) or ``crash`` (this
 process alone exits with code 3: a decoder crash; in a decode worker, its indexer lives on).
 ``PIXSEEK_FAULT_ONCE=PATH`` makes it fire in one process only, the first to reach its count that creates PATH
-(across processes and retries: a Ray decode task retried after its worker was killed runs on). Points, in the
+(across the processes of one machine, or of machines that share PATH's file system: a Ray decode task retried
+after its worker was killed runs on). Points, in the
 order a run meets them:
 
   scan          after each file found by the scan
@@ -89,7 +90,8 @@ def _in_decode_worker() -> bool:
 
 
 def reset() -> None:
-    """Re-read PIXSEEK_FAULT and zero the counters (for tests that inject faults in-process)."""
+    """Re-read PIXSEEK_FAULT and PIXSEEK_FAULT_ONCE and zero the counters (for tests that inject faults
+    in-process)."""
     global _SPEC, _ONCE, _loaded
     _SPEC, _ONCE, _loaded = None, None, False
     _counts.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -137,3 +138,25 @@ def test_disk_full_writing_faiss_keeps_the_old_file(corpus_and_clean, tmp_path, 
         assert len(eng.text("anything", 50)) == 50  # stale cache noticed, rebuilt from SQLite
     Indexer(db, encoder=tiny, batch_size=8).run([root])
     check_converged(db, clean)
+
+
+def test_a_fault_once_fires_only_in_the_process_that_claims_its_file(tmp_path, monkeypatch):
+    """PIXSEEK_FAULT_ONCE: the first process to reach the count creates the file and fires; a process that
+    finds the file made (a retried Ray task on a new worker) runs on."""
+    claim = tmp_path / "fired"
+    monkeypatch.setenv("PIXSEEK_FAULT", "decode:2:enospc")
+    monkeypatch.setenv("PIXSEEK_FAULT_ONCE", str(claim))
+    try:
+        faults.reset()
+        faults.point("decode")  # the first time: not its count
+        with pytest.raises(OSError) as e:
+            faults.point("decode")
+        assert e.value.errno == errno.ENOSPC and claim.exists()
+        faults.reset()  # another process: its own counts, the same file
+        faults.point("decode")
+        faults.point("decode")  # its count comes up, the file is made: no fault
+        faults.point("decode")
+    finally:
+        monkeypatch.delenv("PIXSEEK_FAULT")
+        monkeypatch.delenv("PIXSEEK_FAULT_ONCE")
+        faults.reset()

@@ -8,10 +8,12 @@ point) and a killed driver (SIGKILL after its second commit) must converge to th
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from imagegen import draw, encode, make_corpus, truncated
 
 from pixseek import faults
 from pixseek.errors import ModelMismatchError, RayIndexError
+from pixseek.index import ray_run
 from pixseek.index.indexer import Indexer
 from pixseek.index.ray_run import Pool, plan_pool
 from pixseek.store.database import Store
@@ -101,16 +104,36 @@ def test_a_ray_run_gives_the_local_runs_ids_vectors_and_errors(cluster, corpus, 
     assert (again.added, again.updated, again.unchanged, again.embedded) == (0, 0, 41, 0)
 
 
+@contextmanager
+def injected(monkeypatch, spec: str, once: Path | None = None, deadline_s: int = 300):
+    """PIXSEEK_FAULT=spec (and PIXSEEK_FAULT_ONCE=once) for the block, reaching the Ray workers; a run that
+    has not ended after ``deadline_s`` fails the test instead of hanging it (Ray Data's own default is to
+    retry a failed task forever)."""
+
+    def too_long(*_):
+        raise TimeoutError(f"the Ray run with PIXSEEK_FAULT={spec} was still going after {deadline_s} s")
+
+    monkeypatch.setenv("PIXSEEK_FAULT", spec)
+    if once is not None:
+        monkeypatch.setenv("PIXSEEK_FAULT_ONCE", str(once))
+    faults.reset()
+    before = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(deadline_s)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
+        monkeypatch.delenv("PIXSEEK_FAULT")
+        monkeypatch.delenv("PIXSEEK_FAULT_ONCE", raising=False)
+        faults.reset()
+
+
 def test_a_lost_encoder_worker_is_replaced_and_the_run_converges(cluster, corpus, local, tiny, tmp_path, monkeypatch):
     """The first encoder actor SIGKILLs its own process before its second batch (a lost worker); Ray
     restarts it and retries the batch."""
-    monkeypatch.setenv("PIXSEEK_FAULT", "ray-embed:2")
-    faults.reset()
-    try:
+    with injected(monkeypatch, "ray-embed:2"):
         s = Indexer(tmp_path / "db", encoder=tiny, batch_size=BATCH, ray=cluster).run([corpus])
-    finally:
-        monkeypatch.delenv("PIXSEEK_FAULT")
-        faults.reset()
     assert s.notes == ["a Ray encoder worker was lost and replaced; its batches were embedded again"]
     assert (s.added, s.failed) == (41, 3)
     assert_same(snapshot(tmp_path / "db"), local)
@@ -122,32 +145,20 @@ def test_a_decode_task_whose_worker_dies_is_retried_and_the_run_converges(
     """A decode task's worker SIGKILLs itself at its fifth file, once in the run (PIXSEEK_FAULT_ONCE: the
     retried task, on a new worker, runs on); Ray runs the task again and no file is lost or doubled."""
     fired = tmp_path / "fired"
-    monkeypatch.setenv("PIXSEEK_FAULT", "decode:5")
-    monkeypatch.setenv("PIXSEEK_FAULT_ONCE", str(fired))
-    faults.reset()
-    try:
+    with injected(monkeypatch, "decode:5", once=fired):
         s = Indexer(tmp_path / "db", encoder=tiny, batch_size=BATCH, ray=cluster).run([corpus])
-    finally:
-        monkeypatch.delenv("PIXSEEK_FAULT")
-        monkeypatch.delenv("PIXSEEK_FAULT_ONCE")
-        faults.reset()
     assert fired.exists()  # a decode worker was killed
     assert (s.added, s.failed) == (41, 3)
     assert_same(snapshot(tmp_path / "db"), local)
 
 
 def test_a_decode_task_that_keeps_dying_stops_the_run_in_one_line(cluster, corpus, local, tiny, tmp_path, monkeypatch):
-    """Every decode worker dies at its fifth file: past its retries the run stops with one line (Ray Data's
-    default would retry forever), and a run without the fault finishes from what is in the database."""
+    """Every decode worker dies at its fifth file: past its retries (one here, to keep the test short) the run
+    stops with one line, and a run without the fault finishes from what is in the database."""
     db = tmp_path / "db"
-    monkeypatch.setenv("PIXSEEK_FAULT", "decode:5")
-    faults.reset()
-    try:
-        with pytest.raises(RayIndexError) as e:
-            Indexer(db, encoder=tiny, batch_size=BATCH, ray=cluster).run([corpus])
-    finally:
-        monkeypatch.delenv("PIXSEEK_FAULT")
-        faults.reset()
+    monkeypatch.setattr(ray_run, "TASK_RETRIES", 1)
+    with injected(monkeypatch, "decode:5"), pytest.raises(RayIndexError) as e:
+        Indexer(db, encoder=tiny, batch_size=BATCH, ray=cluster).run([corpus])
     assert str(e.value).startswith("the Ray run stopped: ")
     assert "\n" not in str(e.value)
     assert e.value.hint == "committed work is kept; run the same command again to resume"
