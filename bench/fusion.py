@@ -26,7 +26,6 @@ API's path, cut-off off), the policies taking turns per query. A benchmark, not 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import os
 import resource
@@ -39,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 from common import CACHE, header, table, write_section
-from hybrid import concept_of, copies, load_tuxpaint, shuffled_names
+from hybrid import tux_sets
 from written_set import LURES, TEXTS, build, relevant
 
 SECTION = "Hybrid fusion policy (issue 15)"
@@ -121,23 +120,6 @@ def scores(first: list[int]) -> np.ndarray:
 
 def fmt(s: np.ndarray) -> str:
     return " / ".join(f"{x:.3f}" for x in s)
-
-
-def tux_sets(tux: Path, cache: Path) -> tuple[list[tuple[str, Path, dict]], dict]:
-    """[(label, folder, {real path: concept})], and per split [(caption, concept)]."""
-    rows, queries = load_tuxpaint(tux)
-    by_image = {r["image"]: concept_of(r) for r in rows}
-    real = os.path.realpath
-    flat, wrong = cache / "tux-opaque" / "0a", cache / "tux-shuffled"
-    swap = shuffled_names(rows)
-    opaque = copies(tux, rows, flat, lambda r: hashlib.sha1(r["image"].encode()).hexdigest() + ".png")
-    misled = copies(tux, rows, wrong, lambda r: swap[r["image"]])
-    sets = [
-        ("(a) own names", tux / "images", {real(tux / img): c for img, c in by_image.items()}),
-        ("(b) opaque names", flat, {real(p): by_image[img] for p, img in opaque.items()}),
-        ("(c) misleading names", wrong / "images", {real(p): by_image[img] for p, img in misled.items()}),
-    ]
-    return sets, queries
 
 
 def tux_queries(concept: dict, qs: list[tuple[str, str]]) -> list[tuple[str, set[str]]]:

@@ -342,13 +342,10 @@ def with_weights(ws: float, wk: float, fn: Callable[[], dict]) -> dict:
         hybrid.SEMANTIC_WEIGHT, hybrid.KEYWORD_WEIGHT = old
 
 
-def _w(x: float) -> str:
-    return f"{x:g}"
-
-
-def quality(tux: Path, cache: Path) -> tuple[dict, str]:
-    from pixseek.search import hybrid
-
+def tux_sets(tux: Path, cache: Path) -> tuple[list[tuple[str, Path, dict]], dict]:
+    """The three Tux Paint galleries - (label, folder indexed, {real picture path: concept}): own names,
+    opaque names (copies named by a hash), misleading names (copies under another picture's name) - and
+    the captions per split [(caption, concept)]."""
     rows, queries = load_tuxpaint(tux)
     by_image = {r["image"]: concept_of(r) for r in rows}
     real = os.path.realpath
@@ -356,11 +353,22 @@ def quality(tux: Path, cache: Path) -> tuple[dict, str]:
     swap = shuffled_names(rows)
     opaque = copies(tux, rows, flat, lambda r: hashlib.sha1(r["image"].encode()).hexdigest() + ".png")
     misled = copies(tux, rows, wrong, lambda r: swap[r["image"]])
-    sets = [  # (label, folder indexed, {picture path: concept})
+    sets = [
         ("(a) own names", tux / "images", {real(tux / img): c for img, c in by_image.items()}),
         ("(b) opaque names", flat, {real(p): by_image[img] for p, img in opaque.items()}),
-        ("(c) wrong names", wrong / "images", {real(p): by_image[img] for p, img in misled.items()}),
+        ("(c) misleading names", wrong / "images", {real(p): by_image[img] for p, img in misled.items()}),
     ]
+    return sets, queries
+
+
+def _w(x: float) -> str:
+    return f"{x:g}"
+
+
+def quality(tux: Path, cache: Path) -> tuple[dict, str]:
+    from pixseek.search import hybrid
+
+    sets, queries = tux_sets(tux, cache)
     galleries, index_s = [], []
     for i, (label, folder, concept) in enumerate(sets):
         db = cache / f"tuxpaint-{'abc'[i]}-db"
@@ -420,7 +428,7 @@ def quality(tux: Path, cache: Path) -> tuple[dict, str]:
     for g in galleries:
         g.eng.close()
     labels = [g.label for g in galleries]
-    info = {"model": model, "pictures": len(rows), "queries": {s: len(q) for s, q in queries.items()}}
+    info = {"model": model, "pictures": len(sets[0][2]), "queries": {s: len(q) for s, q in queries.items()}}
     text = "\n".join(
         [
             f"**Weights, val split** ({info['queries']['val']} queries; R@1 / R@10; semantic weight 1 : keyword "
