@@ -79,8 +79,10 @@ def test_auto_counts_row_ids_in_the_memory_budget():
     assert ann.choose_factory(100_000_000, 512, budget=6 << 30) == "IVF32768,PQ64x4fs"
     # 10M on this 24 GiB machine (a quarter of RAM): 8-bit codes and ids, 5.2 GB
     assert ann.choose_factory(10_000_000, 512, budget=6 << 30) == "IVF16384,SQ8"
-    # 10M in 4 GB (a 16 GB machine): 4-bit PQ, 128 sub-vectors, 0.72 GB with ids
-    assert ann.choose_factory(10_000_000, 512, budget=4_000_000_000) == "IVF16384,PQ128x4fs"
+    # 10M in 4 GB (a 16 GB machine): 4-bit PQ, 256 sub-vectors of 2 dimensions, 1.36 GB with ids
+    assert ann.choose_factory(10_000_000, 512, budget=4_000_000_000) == "IVF16384,PQ256x4fs"
+    # ... in 1 GB: 128 sub-vectors (0.72 GB with ids)
+    assert ann.choose_factory(10_000_000, 512, budget=1_000_000_000) == "IVF16384,PQ128x4fs"
     # float codes take 2,048 bytes a vector and the id 8 more: 1M of them fit 2,056 MB, not 2,048 MB
     assert ann.choose_factory(1_000_000, 512, budget=2_056_000_000) == "IVF4096,Flat"
     assert ann.choose_factory(1_000_000, 512, budget=2_048_000_000) == "IVF4096,SQ8"
