@@ -40,7 +40,8 @@ class Encoder(Protocol):
     def spec(self) -> str: ...
 
     def preprocess(self, image: Any) -> Any:
-        """PIL RGB image -> CHW float array or tensor, ready for :meth:`encode_tensors`."""
+        """PIL RGB image -> pixels ready for :meth:`encode_tensors` once stacked (torch: a normalised CHW
+        tensor; ONNX: HWC uint8, normalised by ``encode_tensors``)."""
 
     def encode_tensors(self, batch: Any) -> np.ndarray:
         """Stacked preprocessed images -> float32 unit vectors, one row each."""

@@ -126,6 +126,54 @@ def test_preprocess_array_is_open_clips_transform(tiny):
         assert np.allclose(ours, tiny.preprocess(img).numpy(), atol=1e-6), size
 
 
+def test_onnx_preprocess_hands_over_uint8_and_embeds_as_float_pixels(tiny):
+    from pixseek.models import export
+
+    folder = export.export(tiny)
+    assert folder is not None
+    meta = export.read_export(tiny.model_id)[1]
+    enc = OnnxEncoder(folder, meta)
+    imgs = [draw(i, size) for i, size in enumerate(((97, 140), (300, 64), (64, 64)))]
+    pixels = np.stack([enc.preprocess(im) for im in imgs])
+    assert pixels.dtype == np.uint8 and pixels.shape == (3, tiny.image_size, tiny.image_size, 3)
+    floats = np.stack([preprocess_array(im, enc.image_size, meta["mean"], meta["std"]) for im in imgs])
+    import torch
+
+    want = tiny.encode_tensors(torch.stack([tiny.preprocess(im) for im in imgs]))
+    np.testing.assert_allclose(enc.encode_tensors(pixels), want, atol=1e-5)
+    np.testing.assert_allclose(enc.encode_tensors(pixels), enc.encode_tensors(floats), atol=1e-6)
+
+
+def test_image_tower_exports_fused_attention_checked_against_torch(tiny, tmp_path, monkeypatch):
+    import onnx
+
+    from pixseek.models import export
+
+    def ops(folder: Path) -> set[str]:
+        return {n.op_type for n in onnx.load(str(folder / "image.onnx"), load_external_data=False).graph.node}
+
+    folder = export.export(tiny)
+    assert folder is not None
+    blocks = len(tiny.model.visual.transformer.resblocks)
+    assert export.read_export(tiny.model_id)[1]["fused_attention"] == blocks > 0
+    assert "Attention" in ops(folder) and "Softmax" not in ops(folder)
+    assert all(type(b.attn).__name__ == "MultiheadAttention" for b in tiny.model.visual.transformer.resblocks)
+    # an export whose fused graph does not match torch is made again without fusing
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(export, "_matches_torch", lambda *a: False)
+    plain = export.export(tiny)
+    assert plain is not None and plain != folder
+    assert export.read_export(tiny.model_id)[1]["fused_attention"] == 0
+    assert "Attention" not in ops(plain) and "Softmax" in ops(plain)
+    from pixseek.models.onnx_encoder import OnnxEncoder
+
+    x = np.random.default_rng(1).integers(0, 256, (2, tiny.image_size, tiny.image_size, 3), dtype=np.uint8)
+    meta = export.read_export(tiny.model_id)[1]
+    np.testing.assert_allclose(
+        OnnxEncoder(plain, meta).encode_tensors(x), OnnxEncoder(folder, meta).encode_tensors(x), atol=1e-5
+    )
+
+
 def test_collate_stacks_numpy_and_torch():
     import torch
 

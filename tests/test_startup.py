@@ -168,7 +168,7 @@ def test_a_dead_decode_worker_is_one_line_from_the_cli(tmp_path):
 
 def test_optimised_session_cache_gives_the_same_vectors_and_survives_damage(tmp_path, tiny):
     from pixseek.models import export
-    from pixseek.models.onnx_encoder import OnnxEncoder
+    from pixseek.models.onnx_encoder import OnnxEncoder, normalise
     from pixseek.models.ort_cache import cache_folder
 
     folder = export.export(tiny)
@@ -180,10 +180,10 @@ def test_optimised_session_cache_gives_the_same_vectors_and_survives_damage(tmp_
     import shutil
 
     shutil.rmtree(folder / "optimized", ignore_errors=True)
-    x = np.stack([OnnxEncoder(folder, meta).preprocess(draw(i)) for i in range(5)])
+    x = np.stack([OnnxEncoder(folder, meta).preprocess(draw(i)) for i in range(5)])  # uint8 NHWC
     opts = ort.SessionOptions()
     plain = ort.InferenceSession(str(folder / "image.onnx"), opts, providers=["CPUExecutionProvider"])
-    want = plain.run(None, {"pixels": x})[0]
+    want = plain.run(None, {"pixels": normalise(x, meta["mean"], meta["std"])})[0]
     first = OnnxEncoder(folder, meta, for_indexing=True)  # builds the cache
     assert cached is not None and (cached / "done.json").is_file() and (cached / "weights.bin").is_file()
     assert np.array_equal(first.encode_tensors(x), want)
