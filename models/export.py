@@ -182,7 +182,7 @@ def _export_towers(enc: TorchEncoder, folder: Path) -> None:
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")
         x = torch.zeros(2, 3, enc.image_size, enc.image_size)
-        _trace(_tower(model, "encode_image"), x, folder / "image.onnx", "pixels")
+        meta["fused_attention"] = _export_image_tower(model, x, folder / "image.onnx")
         tok_file = _tokenizer_file(enc)
         if tok_file is not None:
             ids = enc.tokenizer(["a photo", "two words here"])
@@ -208,7 +208,45 @@ def _tower(model: Any, method: str) -> Any:
     return Tower()
 
 
-def _trace(module: Any, example: Any, path: Path, input_name: str) -> None:
+def _export_image_tower(model: Any, example: Any, path: Path) -> int:
+    """Export the image tower, its self-attention fused where it can be (:mod:`.onnx_attention`) and the
+    result checked against torch; the plain graph when fusing is not possible or not exact. Returns
+    the number of fused attention blocks."""
+    from .onnx_attention import fused_attention
+
+    tower = _tower(model, "encode_image")
+    with fused_attention(model.visual) as fused:
+        if fused:
+            try:
+                _trace(tower, example, path, "pixels", {"com.microsoft": 1})
+            except Exception as e:  # an exporter that cannot write it: the plain graph below
+                log.info("fused attention not exported: %s", str(e).splitlines()[0][:200])
+                fused = 0
+    if fused and _matches_torch(path, tower, tuple(example.shape)):
+        return fused
+    if fused:
+        log.info("the fused-attention export differs from the torch model: exporting the plain graph")
+    _trace(tower, example, path, "pixels")
+    return 0
+
+
+def _matches_torch(path: Path, tower: Any, shape: tuple, tolerance: float = 1e-4) -> bool:
+    """Whether ONNX Runtime's output of the exported tower equals torch's on random pixels of ``shape``."""
+    import torch
+
+    try:
+        import onnxruntime as ort
+
+        x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+        want = tower(torch.from_numpy(x)).numpy()
+        got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"pixels": x})[0]
+        return bool(np.abs(got - want).max() <= tolerance)
+    except Exception as e:  # no ONNX Runtime, or it cannot run the graph
+        log.info("fused-attention export not usable: %s", str(e).splitlines()[0][:200])
+        return False
+
+
+def _trace(module: Any, example: Any, path: Path, input_name: str, custom_opsets: dict | None = None) -> None:
     import torch
 
     torch.onnx.export(
@@ -220,6 +258,7 @@ def _trace(module: Any, example: Any, path: Path, input_name: str) -> None:
         dynamic_axes={input_name: {0: "batch"}, "embedding": {0: "batch"}},
         dynamo=False,
         opset_version=17,
+        custom_opsets=custom_opsets,
     )
 
 
