@@ -32,6 +32,8 @@ from pathlib import Path
 
 from common import header, table, write_section
 
+from pixseek.index.pipeline import CPU_BATCH
+
 CORPUS = Path("/tmp/data/openclipart/images")
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -174,7 +176,7 @@ def commit_rate(args, tmp: Path) -> list[list]:
     out = []
     rng = np.random.default_rng(0)
     dim = 512
-    for size in (64, 256, 1024):
+    for size in (32, 64, 256, 1024):  # 32: the CPU default batch (pipeline.CPU_BATCH)
         dd = DataDir.resolve(tmp / f"commit-{size}")
         dd.create()
         with Store.open(dd, create=True) as store:
@@ -210,7 +212,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=CPU_BATCH, help="files per batch (default: the CPU default)")
     ap.add_argument("--model", default="pixseek-photo")
     ap.add_argument("--rows", type=int, default=20_000)
     ap.add_argument("--write", action="store_true", help="write the section in bench/RESULTS.md")
