@@ -66,7 +66,7 @@ class Job:
 def prepare(
     job: Job, preprocess: Callable | None, min_side: int | None, max_pixels: int, known_hashes: frozenset
 ) -> tuple[Prepared, object]:
-    """(metadata, CHW tensor or None) for one file; never raises for a bad file. ``preprocess`` None:
+    """(metadata, the encoder's pixels or None) for one file; never raises for a bad file. ``preprocess`` None:
     decode for the perceptual hash only (no tensor)."""
     entry = job.entry
     p = Prepared(entry)

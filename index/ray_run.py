@@ -181,7 +181,9 @@ def cluster(address: str) -> Generator[dict[str, float], None, None]:
 
 def portable_preprocess(enc: Encoder) -> Callable:
     """The encoder's image transform as a picklable function without the model, for decode tasks on other
-    processes and machines (the same transform :meth:`Encoder.preprocess` applies)."""
+    processes and machines: normalised float32 CHW pixels, which every encoder embeds (an ONNX encoder's
+    :meth:`~pixseek.models.onnx_encoder.OnnxEncoder.preprocess` hands over uint8 and normalises in
+    ``encode_tensors``: the same numbers; the actors may run torch where the driver runs ONNX)."""
     if enc.runtime == "onnx":
         from pixseek.models.onnx_encoder import preprocess_array
 

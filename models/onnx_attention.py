@@ -6,7 +6,7 @@ kernels for the contrib operator ``com.microsoft::Attention`` do the q/k/v proje
 dot-product attention and the head layout in one node. For open_clip's ViT-B-32 on 2 cores that takes
 the tower's operators from 2,091 to 373 and a batch of 32 ~3 % less time (bench/RESULTS.md, "Peers");
 the vectors stay equal to the torch model's within float rounding (checked after every export by
-:func:`pixseek.models.export`, which exports the plain graph instead when they are not).
+:func:`pixseek.models.export.export`, which exports the plain graph instead when they are not).
 
 Only self-attention blocks that the operator computes exactly are swapped: batch-first
 ``nn.MultiheadAttention`` with one packed in-projection and its bias, no extra key/value biases, called

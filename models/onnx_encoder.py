@@ -1,7 +1,8 @@
 """The ONNX Runtime implementation of :class:`~pixseek.models.encoder.Encoder`: a model's exported towers.
 
-No torch and no open_clip: images go through open_clip's validation transform re-done on PIL
-(:func:`preprocess_array`), text through the model's own ``tokenizer.json`` run by the ``tokenizers``
+No torch and no open_clip: images go through open_clip's validation transform re-done on PIL and numpy
+(:func:`crop_array` in the decode workers, :func:`normalise` on the batch; :func:`preprocess_array` is
+both for one picture), text through the model's own ``tokenizer.json`` run by the ``tokenizers``
 package with the same padding and truncation. Vectors equal the torch path's to float precision
 (same model id). An export without a text tower (open_clip's own tokenizer needs torch) answers text
 through ``text_fallback``, a torch encoder loaded only when a text is first encoded.
@@ -66,7 +67,7 @@ def normalise(pixels: np.ndarray, mean: Sequence[float], std: Sequence[float]) -
     n, h, w, c = pixels.shape
     out = np.empty((n, c, h, w), np.float32)
     for k in range(c):
-        np.multiply(pixels[..., k], scale[k], out=out[:, k], casting="unsafe")
+        np.multiply(pixels[..., k], scale[k], out=out[:, k], dtype=np.float32, casting="unsafe")
         out[:, k] += offset[k]
     return out
 
@@ -170,10 +171,10 @@ class OnnxEncoder:
         or a torch tensor)."""
         if self._image is None:
             self._image = self._session("image.onnx")
-        if isinstance(batch, np.ndarray) and batch.dtype == np.uint8:
-            x = normalise(batch, self.meta["mean"], self.meta["std"])
-        else:
-            x = np.ascontiguousarray(batch.numpy() if hasattr(batch, "numpy") else batch, dtype=np.float32)
+        x = np.asarray(batch.numpy() if hasattr(batch, "numpy") else batch)
+        if x.dtype == np.uint8 and x.ndim == 4 and x.shape[-1] == 3:
+            x = normalise(x, self.meta["mean"], self.meta["std"])
+        x = np.ascontiguousarray(x, dtype=np.float32)
         return np.asarray(self._image.run(None, {"pixels": x})[0], dtype=np.float32)
 
     def encode_images(self, images: Sequence) -> np.ndarray:

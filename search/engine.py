@@ -309,7 +309,7 @@ class Engine:
         """The ``want`` best (id, score) pairs, among the images ``filter`` selects (all if None)."""
         rerank = self.vectors.rerank  # compressed codes: more candidates, re-scored exactly below
         if filter is None or not filter.active:
-            scores, ids = self.vectors.search(q, want * rerank)
+            scores, ids = self.vectors.search(q, self.vectors.candidates(want))
             pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
             return self._exact(q, [i for i, _ in pairs], want) if rerank > 1 else pairs
         self.store.check_tags(filter.tags)
@@ -320,7 +320,7 @@ class Engine:
         rerank = self.vectors.rerank
         if len(selected) <= EXACT_SELECTION:
             return self._exact(q, selected, want)
-        scores, ids = self.vectors.search(q, want * rerank, ids=selected)
+        scores, ids = self.vectors.search(q, self.vectors.candidates(want), ids=selected)
         pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
         if len(pairs) < min(want, len(selected)):  # an ANN index may miss under a tight selector
             return self._exact(q, selected, want)

@@ -43,6 +43,7 @@ FLAT_MAX = 200_000  # exact search up to here: ~10 ms a query for 256-d vectors 
 TARGET_RECALL = 0.95
 RERANK = 4  # compressed codes: fetch k x RERANK candidates, re-score them exactly
 RERANKS = (4, 8, 16, 32, 64)  # ... deeper when the codes are too coarse for the target at RERANK
+MAX_RERANK_ROWS = 20_000  # a query re-scores at most this many candidates (~40 MB of 512-d vectors)
 TRAIN_PER_LIST = 40  # k-means training points per inverted list (FAISS wants >= 39)
 KMEANS_ITERATIONS = 10  # enough for IVF assignment quality; 2.5x cheaper than FAISS's 25
 NPROBES = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024)

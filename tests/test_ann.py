@@ -136,6 +136,15 @@ def test_bad_index_type_is_refused_before_work(synthetic, tmp_path, tiny):
         VectorIndex.build(st)
 
 
+def test_rerank_candidates_are_capped_for_large_requests():
+    flat = VectorIndex(None, "m", 16, 1, factory="IDMap2,Flat")
+    pq = VectorIndex(None, "m", 16, 1, factory="IVF64,PQ8x4fs", rerank_depth=64)
+    assert flat.candidates(500) == 500  # exact: no re-rank
+    assert pq.candidates(10) == 640 and pq.candidates(300) == 19_200  # k x depth, as tuned
+    assert pq.candidates(1_000) == ann.MAX_RERANK_ROWS == 20_000  # capped ...
+    assert pq.candidates(100_000) == 200_000  # ... but never under twice the request
+
+
 def test_recall_ignores_missing_results():
     """A corpus smaller than k: the -1 ("no result") slots are neither hits nor misses."""
     assert ann.recall_at(np.array([[1, 2, -1]]), np.array([[2, 1, -1]]), 3) == 1.0

@@ -146,6 +146,7 @@ def test_onnx_preprocess_hands_over_uint8_and_embeds_as_float_pixels(tiny):
 
 def test_image_tower_exports_fused_attention_checked_against_torch(tiny, tmp_path, monkeypatch):
     import onnx
+    import torch
 
     from pixseek.models import export
 
@@ -157,12 +158,16 @@ def test_image_tower_exports_fused_attention_checked_against_torch(tiny, tmp_pat
     blocks = len(tiny.model.visual.transformer.resblocks)
     assert export.read_export(tiny.model_id)[1]["fused_attention"] == blocks > 0
     assert "Attention" in ops(folder) and "Softmax" not in ops(folder)
-    assert all(type(b.attn).__name__ == "MultiheadAttention" for b in tiny.model.visual.transformer.resblocks)
+    # the check compares ONNX Runtime's output with the torch tower's: a wrong graph fails it
+    tower, shape = export._tower(tiny.model.float().eval(), "encode_image"), (2, 3, tiny.image_size, tiny.image_size)
+    with torch.no_grad():
+        assert export._matches_torch(folder / "image.onnx", tower, shape)
+        assert not export._matches_torch(folder / "image.onnx", lambda x: tower(x).flip(-1), shape)
     # an export whose fused graph does not match torch is made again without fusing
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(export, "_matches_torch", lambda *a: False)
     plain = export.export(tiny)
-    assert plain is not None and plain != folder
+    assert plain is not None
     assert export.read_export(tiny.model_id)[1]["fused_attention"] == 0
     assert "Attention" not in ops(plain) and "Softmax" in ops(plain)
     from pixseek.models.onnx_encoder import OnnxEncoder
@@ -172,6 +177,56 @@ def test_image_tower_exports_fused_attention_checked_against_torch(tiny, tmp_pat
     np.testing.assert_allclose(
         OnnxEncoder(plain, meta).encode_tensors(x), OnnxEncoder(folder, meta).encode_tensors(x), atol=1e-5
     )
+
+
+def test_only_plain_self_attention_is_fused_and_modules_come_back():
+    import torch
+    from torch import nn
+
+    from pixseek.models.onnx_attention import fused_attention
+
+    def block(mha: nn.Module) -> nn.Module:
+        b = nn.Module()
+        b.attn = mha
+        return b
+
+    torch.manual_seed(0)
+    ok = nn.MultiheadAttention(16, 4, batch_first=True).eval()
+    kept = [nn.MultiheadAttention(16, 4), nn.MultiheadAttention(16, 4, batch_first=True, add_bias_kv=True)]
+    visual = nn.Module()
+    visual.transformer = nn.Module()
+    visual.transformer.resblocks = nn.ModuleList([block(ok), *(block(m) for m in kept)])
+    x = torch.randn(3, 7, 16)
+    with torch.no_grad(), fused_attention(visual) as n:
+        assert n == 1
+        fused = visual.transformer.resblocks[0].attn
+        assert type(fused).__name__ == "FusedSelfAttention"
+        assert [b.attn for b in visual.transformer.resblocks[1:]] == kept
+        torch.testing.assert_close(fused(x, x, x)[0], ok(x, x, x, need_weights=False)[0], atol=1e-6, rtol=0)
+        with pytest.raises(ValueError, match="self-attention without a mask"):
+            fused(x, x, x, attn_mask=torch.zeros(7, 7))
+        with pytest.raises(ValueError, match="self-attention without a mask"):
+            fused(x, torch.randn(3, 7, 16), x)
+    assert [b.attn for b in visual.transformer.resblocks] == [ok, *kept]
+    with pytest.raises(RuntimeError), fused_attention(visual):
+        raise RuntimeError("an export that fails")
+    assert visual.transformer.resblocks[0].attn is ok
+
+
+def test_ray_decode_tasks_send_what_the_onnx_encoder_embeds(tiny):
+    from pixseek.index.ray_run import portable_preprocess
+    from pixseek.models import export
+    from pixseek.models.onnx_encoder import normalise
+
+    folder = export.export(tiny)
+    assert folder is not None
+    meta = export.read_export(tiny.model_id)[1]
+    enc = OnnxEncoder(folder, meta)
+    for i, size in enumerate(((97, 140), (300, 64))):
+        img = draw(i, size)
+        ray_pixels = portable_preprocess(enc)(img)
+        assert ray_pixels.dtype == np.float32 and ray_pixels.shape == (3, enc.image_size, enc.image_size)
+        np.testing.assert_array_equal(ray_pixels, normalise(enc.preprocess(img)[None], meta["mean"], meta["std"])[0])
 
 
 def test_collate_stacks_numpy_and_torch():
