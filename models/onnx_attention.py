@@ -4,7 +4,7 @@
 transposes, gathers of the packed q/k/v projection, softmax, two batched matmuls). ONNX Runtime's CPU
 kernels for the contrib operator ``com.microsoft::Attention`` do the q/k/v projection, the scaled
 dot-product attention and the head layout in one node. For open_clip's ViT-B-32 on 2 cores that takes
-the tower's operators from 2,091 to 373 and a batch of 32 ~3 % less time (bench/RESULTS.md, "Peers");
+the tower's operators from 2,091 to 373 and a batch of 32 ~2 % less time (bench/RESULTS.md, "Peers");
 the vectors stay equal to the torch model's within float rounding (checked after every export by
 :func:`pixseek.models.export.export`, which exports the plain graph instead when they are not).
 
