@@ -123,8 +123,8 @@ def single_query_ms(search, queries: np.ndarray, repeat: int = 1) -> list[float]
 
 
 def engine_topk(vi: VectorIndex, store: SyntheticStore, queries: np.ndarray, k: int = 10) -> np.ndarray:
-    """Top-k ids as ``search.engine`` ranks them: k x re-rank candidates, re-scored exactly."""
-    _, cand = vi.search(queries, k * vi.rerank)
+    """Top-k ids as ``search.engine`` ranks them: ``vi.candidates(k)`` candidates, re-scored exactly."""
+    _, cand = vi.search(queries, vi.candidates(k))
     if vi.rerank == 1:
         return cand[:, :k]
     return vi._rerank_fn(store)(queries, cand, k)
@@ -140,7 +140,7 @@ def evaluate(vi: VectorIndex, store: SyntheticStore, sets: dict[str, np.ndarray]
         out[f"recall_{name}"] = ann.recall_at(engine_topk(vi, store, q), truth[name])
         out[f"recall_{name}_no_rerank"] = ann.recall_at(codes_only, truth[name])
     both = np.concatenate(list(sets.values()))
-    k = 10 * vi.rerank
+    k = vi.candidates(10)
     ms = single_query_ms(lambda q: vi.search(q, k), both[:50])  # warm-up
     ms = single_query_ms(lambda q: vi.search(q, k), both, repeat=2)
     out["ann_ms_p50"], out["ann_ms_p95"] = percentiles(ms)
